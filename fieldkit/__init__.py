@@ -1,0 +1,3 @@
+"""fieldkit: the offline field kit of a Service Delivery Facilitator."""
+
+__version__ = "0.1.0"

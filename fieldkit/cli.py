@@ -1,0 +1,92 @@
+"""The command line: quick lookups, scripting and bulk work on the same store as the app.
+
+Imports no Textual: ``fieldkit find`` is the quick path, so each command
+imports what it needs when it runs. Every failure a person can cause ends in
+one line on stderr that says what is wrong and what to do, and exit status 1
+(2 for a command line that does not parse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from fieldkit import __version__
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A failure to report in one line; the command has changed nothing."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage dump
+        self.exit(EXIT_USAGE, f"fieldkit: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fieldkit.commands import all_command_modules
+
+    parser = _Parser(
+        prog="fieldkit",
+        description="Capture municipal infrastructure issues offline, sync them, look them up in seconds. "
+        "Without a command, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"fieldkit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in all_command_modules():
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        from fieldkit.commands.core import open_app
+
+        handler = open_app
+    try:
+        return handler(args) or 0
+    except KeyboardInterrupt:
+        print("fieldkit: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as err:  # noqa: BLE001 - the one place every failure becomes one line
+        message = describe(err)
+        if message is None:
+            raise
+        print(f"fieldkit: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def describe(err: Exception) -> str | None:
+    """The one line a person should see for a failure, or None for a bug (shown in full)."""
+    from fieldkit.model import ValidationError
+    from fieldkit.register import Ambiguous, NotFound
+    from fieldkit.store import StoreError
+
+    if isinstance(err, (CommandError, StoreError, NotFound, Ambiguous, ValidationError)):
+        return str(err)
+    if isinstance(err, PermissionError):
+        return f"permission denied: {err.filename}; check the folder's owner or set FIELDKIT_HOME"
+    if isinstance(err, FileNotFoundError):
+        return f"no such file: {err.filename}"
+    if isinstance(err, IsADirectoryError):
+        return f"{err.filename} is a folder; give a file name"
+    if isinstance(err, OSError) and err.strerror:
+        where = f" ({err.filename})" if err.filename else ""
+        return f"{err.strerror}{where}"
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

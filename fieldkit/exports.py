@@ -1,0 +1,379 @@
+"""Writing the register out for the systems people already use.
+
+Each format is a function ``(register, question, output, personal) -> [files written]``
+in ``FORMATS``; the command line picks one by name. Personal information
+(community contacts) is left out unless ``personal`` is asked for.
+
+Formats that come as a pair (issues and their follow-up actions, requests and
+the service list) write the second file beside the first, named after it. Both
+are built in memory before either is written, and each is written atomically,
+so a failure leaves no half-written file.
+
+Heavy libraries (openpyxl) are imported inside the writers, never at the top:
+``fieldkit find`` imports this module's neighbours and must stay quick.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+from fieldkit import model, refdata
+from fieldkit.cli import CommandError
+from fieldkit.filters import IssueFilter
+from fieldkit.store.files import atomic_write
+
+#: (field, header) in the order a coordinator reads them; headers import back as the same fields.
+ISSUE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ref", "Reference"),
+    ("municipality", "Municipality"),
+    ("municipality_name", "Municipality name"),
+    ("province", "Province"),
+    ("ward", "Ward"),
+    ("sector", "Sector"),
+    ("category", "Category"),
+    ("title", "Title"),
+    ("description", "Description"),
+    ("severity", "Severity"),
+    ("status", "Status"),
+    ("responsible", "Responsible institution"),
+    ("source", "Source"),
+    ("source_detail", "Source detail"),
+    ("commitment", "Commitment"),
+    ("address", "Address"),
+    ("lat", "Latitude"),
+    ("lon", "Longitude"),
+    ("created_at", "Created at"),
+    ("created_by", "Created by"),
+    ("updated_at", "Updated at"),
+    ("updated_by", "Updated by"),
+    ("id", "ID"),
+)
+#: Derived columns after the original ones; the importer knows them and skips them.
+CONTEXT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("district", "District"),
+    ("wsa", "WSA"),
+    ("needs", "Needs"),
+    ("needs_support", "Needs support from"),
+)
+PERSONAL_COLUMNS: tuple[tuple[str, str], ...] = (("contact_name", "Contact name"), ("contact_phone", "Contact phone"))
+
+ACTION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("issue_ref", "Issue reference"),
+    ("municipality", "Municipality"),
+    ("issue_title", "Issue"),
+    ("text", "Action"),
+    ("owner", "Owner"),
+    ("due", "Due"),
+    ("done", "Done"),
+    ("overdue", "Overdue"),
+    ("done_at", "Done at"),
+    ("done_by", "Done by"),
+    ("created_at", "Created at"),
+    ("created_by", "Created by"),
+    ("issue_id", "Issue ID"),
+    ("id", "Action ID"),
+)
+
+#: How each column is typed in a workbook, and how wide it may grow.
+COLUMN_KINDS = {
+    "ward": "int", "lat": "float", "lon": "float", "created_at": "datetime", "updated_at": "datetime",
+    "due": "date", "done": "bool", "overdue": "bool", "done_at": "datetime",
+}
+WIDE_COLUMNS = {"title": 50, "description": 60, "commitment": 50, "issue_title": 50, "text": 50, "needs": 50}
+SAST_NOTE = "South African time (UTC+2)"
+
+#: Columns whose codes a workbook shows as the words people use; the importer maps the words back.
+LABELLED = {
+    "sector": lambda r: model.sector_label(r.get("sector")),
+    "category": lambda r: model.category_label(r.get("sector"), r.get("category")),
+    "severity": lambda r: model.SEVERITIES.get(r.get("severity") or "", r.get("severity")),
+    "status": lambda r: model.STATUSES.get(r.get("status") or "", r.get("status")),
+    "source": lambda r: model.SOURCES.get(r.get("source") or "", r.get("source")),
+}
+
+
+def issue_columns(personal: bool) -> tuple[tuple[str, str], ...]:
+    return ISSUE_COLUMNS + CONTEXT_COLUMNS + (PERSONAL_COLUMNS if personal else ())
+
+
+def municipality_label(muni: refdata.Municipality | None) -> str:
+    return f"{muni.code} {muni.current_name}" if muni else ""
+
+
+def wsa_label(values: dict[str, Any]) -> str:
+    """The Water Services Authority for water and sanitation issues; blank for other sectors."""
+    if values.get("sector") not in ("water", "sanitation") or not values.get("municipality"):
+        return ""
+    wsa, _ = refdata.water_services_authority(values["municipality"])
+    return municipality_label(wsa) if wsa else "not known"
+
+
+def needs_text(values: dict[str, Any]) -> tuple[str, str]:
+    """Capacity-building needs as two readable cells: what is needed, and from whom."""
+    needs = values.get("needs") or []
+    what = "; ".join(
+        f"{model.NEED_KINDS.get(n.get('kind', ''), n.get('kind', ''))}: {n.get('detail', '')}".rstrip(": ") for n in needs
+    )
+    sources = []
+    for need in needs:
+        source = (need.get("support_from") or "").strip()
+        if source and source not in sources:
+            sources.append(source)
+    return what, "; ".join(sources)
+
+
+def issue_record(values: dict[str, Any]) -> dict[str, Any]:
+    """An issue's values with the derived columns exports show (names, province, district, WSA, needs)."""
+    muni = refdata.get(values.get("municipality", ""))
+    needs, support = needs_text(values)
+    return {
+        **values,
+        "municipality_name": muni.current_name if muni else "",
+        "province": muni.province if muni else "",
+        "district": municipality_label(refdata.district_of(muni.code)) if muni else "",
+        "wsa": wsa_label(values),
+        "needs": needs,
+        "needs_support": support,
+    }
+
+
+def selected_issues(register, question: IssueFilter) -> list[dict[str, Any]]:
+    documents = register.store.documents("issue")
+    return [issue_record(documents[row.id]) for row in register.find(question)]
+
+
+def action_records(register, issues: list[dict[str, Any]], today: date | None = None) -> list[dict[str, Any]]:
+    """The follow-up actions of the exported issues, soonest due first."""
+    day = today or date.today()
+    found = []
+    for issue in issues:
+        for action in register.actions(issue["id"]):
+            found.append({
+                **action,
+                "issue_ref": issue.get("ref", ""),
+                "municipality": issue.get("municipality", ""),
+                "issue_title": issue.get("title", ""),
+                "done": bool(action.get("done")),
+                "overdue": model.is_overdue(action, day),
+            })
+    found.sort(key=lambda a: (a.get("due") or "9999-12-31", a["issue_ref"], a["id"]))
+    return found
+
+
+def write_text(output: str | None, text: str) -> list[str]:
+    """Write to a file atomically (never a half-written export), or to standard output."""
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return []
+    return write_files({output: text.encode("utf-8")})
+
+
+def write_files(payloads: dict[str, bytes]) -> list[str]:
+    """Write several finished files, each atomically, after checking every folder exists."""
+    paths = [Path(name) for name in payloads]
+    for path in paths:
+        if path.is_dir():
+            raise IsADirectoryError(os.EISDIR, "is a folder", str(path))
+        if not path.parent.exists():
+            raise FileNotFoundError(os.ENOENT, "folder does not exist", str(path.parent))
+    for path, payload in zip(paths, payloads.values()):
+        atomic_write(path, payload)
+    return [str(path) for path in paths]
+
+
+def companion(output: str, suffix: str, extension: str | None = None) -> str:
+    """The file written beside an export: issues.csv -> issues-actions.csv."""
+    path = Path(output)
+    return str(path.with_name(f"{path.stem}-{suffix}{extension or path.suffix}"))
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def csv_text(records: list[dict[str, Any]], columns: tuple[tuple[str, str], ...]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([header for _, header in columns])
+    for record in records:
+        writer.writerow([_csv_value(record.get(name)) for name, _ in columns])
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return _cell(value)
+
+
+def export_csv(register, question: IssueFilter, output: str | None, personal: bool) -> list[str]:
+    """Issues as CSV; with a file name, the follow-up actions go in <name>-actions.csv beside it."""
+    issues = selected_issues(register, question)
+    text = csv_text(issues, issue_columns(personal))
+    if output is None or output == "-":
+        return write_text(output, text)
+    actions = csv_text(action_records(register, issues), ACTION_COLUMNS)
+    return write_files({output: text.encode("utf-8"), companion(output, "actions"): actions.encode("utf-8")})
+
+
+def _typed(name: str, record: dict[str, Any], labelled: bool) -> Any:
+    """One workbook cell: dates as dates, numbers as numbers, codes as words."""
+    from fieldkit.spreadsheets import cell_date, local_datetime
+
+    value = record.get(name)
+    kind = COLUMN_KINDS.get(name, "text")
+    if labelled and name in LABELLED and value:
+        return LABELLED[name](record)
+    if value in (None, ""):
+        return None
+    if kind == "datetime":
+        return local_datetime(value)
+    if kind == "date":
+        return cell_date(value)
+    if kind == "int":
+        return value if isinstance(value, int) else None
+    if kind == "float":
+        return float(value) if isinstance(value, (int, float)) else None
+    if kind == "bool":
+        return bool(value)
+    return value if isinstance(value, str) else str(value)
+
+
+def _sheet(title: str, columns: tuple[tuple[str, str], ...], records: list[dict[str, Any]], labelled: bool):
+    from fieldkit.spreadsheets import Column, Sheet
+
+    specs = [
+        Column(
+            header,
+            COLUMN_KINDS.get(name, "text"),
+            max_width=WIDE_COLUMNS.get(name, 30),
+            note=SAST_NOTE if COLUMN_KINDS.get(name) == "datetime" else "",
+        )
+        for name, header in columns
+    ]
+    rows = [[_typed(name, record, labelled) for name, _ in columns] for record in records]
+    return Sheet(title, specs, rows)
+
+
+def xlsx_export(register, question: IssueFilter, personal: bool) -> bytes:
+    from fieldkit.spreadsheets import xlsx_bytes
+
+    issues = selected_issues(register, question)
+    actions = action_records(register, issues)
+    return xlsx_bytes(
+        [
+            _sheet("Issues", issue_columns(personal), issues, labelled=True),
+            _sheet("Follow-up actions", ACTION_COLUMNS, actions, labelled=False),
+        ],
+        title="fieldkit issue register",
+    )
+
+
+def export_xlsx(register, question: IssueFilter, output: str | None, personal: bool) -> list[str]:
+    """An Excel workbook: an Issues sheet and a Follow-up actions sheet."""
+    if output is None or output == "-":
+        raise CommandError("An Excel workbook is a file: give one with -o, e.g. -o register.xlsx")
+    return write_files({output: xlsx_export(register, question, personal)})
+
+
+GEOJSON_PROPERTIES = (
+    "ref", "title", "description", "municipality", "municipality_name", "district", "province", "wsa",
+    "ward", "sector", "sector_name", "category", "category_name", "severity", "status", "is_open",
+    "responsible", "source", "source_detail", "commitment", "address", "needs", "needs_support",
+    "open_actions", "overdue_actions", "created_at", "updated_at", "id",
+)
+
+
+def geojson_feature(record: dict[str, Any], actions: list[dict[str, Any]], personal: bool, today: date) -> dict[str, Any] | None:
+    """One issue as an RFC 7946 Feature (a Point in [longitude, latitude]), or None without a location."""
+    lat, lon = record.get("lat"), record.get("lon")
+    if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)):
+        return None
+    derived = {
+        "sector_name": model.sector_label(record.get("sector")),
+        "category_name": model.category_label(record.get("sector"), record.get("category")) or None,
+        "is_open": model.is_open(record),
+        "open_actions": sum(1 for a in actions if not a.get("done")),
+        "overdue_actions": sum(1 for a in actions if model.is_overdue(a, today)),
+    }
+    names = GEOJSON_PROPERTIES + (tuple(n for n, _ in PERSONAL_COLUMNS) if personal else ())
+    properties = {}
+    for name in names:
+        value = derived[name] if name in derived else record.get(name)
+        properties[name] = None if value == "" else value
+    return {
+        "type": "Feature",
+        "id": record["id"],
+        "geometry": {"type": "Point", "coordinates": [round(float(lon), 6), round(float(lat), 6)]},
+        "properties": properties,
+    }
+
+
+def geojson_text(features: list[dict[str, Any]]) -> str:
+    """A FeatureCollection with one feature a line: valid JSON that a person can still read."""
+    head: dict[str, Any] = {"type": "FeatureCollection"}
+    if features:
+        lons = [f["geometry"]["coordinates"][0] for f in features]
+        lats = [f["geometry"]["coordinates"][1] for f in features]
+        head["bbox"] = [min(lons), min(lats), max(lons), max(lats)]
+    if not features:
+        return json.dumps({**head, "features": []}) + "\n"
+    opening = json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [\n'
+    body = ",\n".join(json.dumps(f, ensure_ascii=False) for f in features)
+    return opening + body + "\n]}\n"
+
+
+def export_geojson(register, question: IssueFilter, output: str | None, personal: bool) -> list[str]:
+    """Issues with a location as GeoJSON for QGIS and web maps; issues without one are counted on stderr."""
+    today = date.today()
+    issues = selected_issues(register, question)
+    features = []
+    for record in issues:
+        feature = geojson_feature(record, register.actions(record["id"]), personal, today)
+        if feature is not None:
+            features.append(feature)
+    left_out = len(issues) - len(features)
+    if left_out:
+        print(f"{left_out} issue{'s' if left_out != 1 else ''} without coordinates left out of the map", file=sys.stderr)
+    return write_text(output, geojson_text(features))
+
+
+def export_open311(register, question: IssueFilter, output: str | None, personal: bool) -> list[str]:
+    """Open311 GeoReport v2 service requests; with a file name, the service list goes in <name>-services.json."""
+    from fieldkit import open311
+
+    if personal:
+        raise CommandError("Open311 service requests never carry personal information; leave out --personal")
+    issues = selected_issues(register, question)
+    requests = [
+        open311.service_request(record, register.status_changes(record["id"]))
+        for record in issues
+    ]
+    text = json.dumps(requests, ensure_ascii=False, indent=1) + "\n"
+    if output is None or output == "-":
+        return write_text(output, text)
+    services = json.dumps(open311.services(), ensure_ascii=False, indent=1) + "\n"
+    return write_files({output: text.encode("utf-8"), companion(output, "services", ".json"): services.encode("utf-8")})
+
+
+FORMATS: dict[str, Callable[..., list[str]]] = {
+    "csv": export_csv,
+    "xlsx": export_xlsx,
+    "geojson": export_geojson,
+    "open311": export_open311,
+}
+
+
+def write_export(register, fmt: str, question: IssueFilter, output: str | None, personal: bool = False) -> list[str]:
+    try:
+        writer = FORMATS[fmt]
+    except KeyError:
+        raise ValueError(f"unknown export format {fmt!r}") from None
+    return writer(register, question, output, personal)

@@ -1,0 +1,216 @@
+"""What a facilitator asks of the register: filters, text search and sort, as pure rules.
+
+``IssueFilter`` is built by the command line and by the app's search box alike;
+``IssueRow`` is the slim, read-only view of an issue the index keeps for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Iterable
+
+from fieldkit import refdata
+from fieldkit.model import OPEN_STATUSES, SECTORS, SEVERITIES, STATUSES, category_label
+
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+STATUS_RANK = {name: rank for rank, name in enumerate(STATUSES)}
+
+SORT_KEYS = ("updated", "created", "severity", "status", "municipality", "sector", "title", "ref", "ward")
+
+
+@dataclass(slots=True)
+class IssueRow:
+    """One line of the register: what lists, filters and sorts need, nothing more."""
+
+    id: str
+    ref: str
+    municipality: str
+    province: str
+    district: str
+    ward: int | None
+    sector: str
+    category: str
+    title: str
+    severity: str
+    status: str
+    responsible: str
+    created_at: str
+    updated_at: str
+    lat: float | None
+    lon: float | None
+    deleted: bool
+    haystack: str
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES and not self.deleted
+
+    def as_summary(self) -> dict[str, Any]:
+        """The fields `fieldkit find --json` prints for each issue."""
+        return {
+            "id": self.id,
+            "ref": self.ref,
+            "municipality": self.municipality,
+            "province": self.province,
+            "ward": self.ward,
+            "sector": self.sector,
+            "category": self.category,
+            "title": self.title,
+            "status": self.status,
+            "severity": self.severity,
+            "responsible": self.responsible,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def row_from_values(issue_id: str, values: dict[str, Any]) -> IssueRow:
+    code = values.get("municipality", "")
+    muni = refdata.get(code) if code else None
+    ward = values.get("ward")
+    words = [
+        issue_id,
+        values.get("ref", ""),
+        values.get("title", ""),
+        values.get("description", ""),
+        code,
+        muni.name if muni else "",
+        muni.name_later if muni else "",
+        f"ward {ward}" if ward else "",
+        SECTORS.get(values.get("sector", ""), ""),
+        category_label(values.get("sector"), values.get("category")),
+        values.get("responsible", ""),
+        values.get("address", ""),
+    ]
+    return IssueRow(
+        id=issue_id,
+        ref=values.get("ref", ""),
+        municipality=code,
+        province=muni.province if muni else "",
+        district=(muni.district_code or muni.code) if muni else "",
+        ward=ward,
+        sector=values.get("sector", ""),
+        category=values.get("category", "") or "",
+        title=values.get("title", ""),
+        severity=values.get("severity", ""),
+        status=values.get("status", ""),
+        responsible=values.get("responsible", "") or "",
+        created_at=values.get("created_at", "") or "",
+        updated_at=values.get("updated_at", "") or "",
+        lat=values.get("lat"),
+        lon=values.get("lon"),
+        deleted=bool(values.get("deleted")),
+        haystack=" ".join(w for w in words if w).lower(),
+    )
+
+
+@dataclass(slots=True)
+class IssueFilter:
+    """A question put to the register. Empty sets mean 'any'."""
+
+    text: str = ""
+    statuses: frozenset[str] = frozenset()
+    sectors: frozenset[str] = frozenset()
+    severities: frozenset[str] = frozenset()
+    municipalities: frozenset[str] = frozenset()
+    provinces: frozenset[str] = frozenset()
+    districts: frozenset[str] = frozenset()
+    open_only: bool = False
+    only_ids: frozenset[str] | None = None  # e.g. issues with overdue actions
+    include_deleted: bool = False
+    sort: str = "updated"
+    descending: bool = True
+    limit: int | None = None
+
+    @property
+    def words(self) -> list[str]:
+        return [w for w in self.text.lower().split() if w]
+
+    def is_empty(self) -> bool:
+        return not (
+            self.words or self.statuses or self.sectors or self.severities or self.municipalities
+            or self.provinces or self.districts or self.open_only or self.only_ids is not None
+        )
+
+
+def matches(row: IssueRow, question: IssueFilter) -> bool:
+    """Whether one row answers the question (the reference rule the index must agree with)."""
+    if row.deleted and not question.include_deleted:
+        return False
+    if question.open_only and not row.is_open:
+        return False
+    if question.statuses and row.status not in question.statuses:
+        return False
+    if question.sectors and row.sector not in question.sectors:
+        return False
+    if question.severities and row.severity not in question.severities:
+        return False
+    if question.municipalities and row.municipality not in question.municipalities:
+        return False
+    if question.provinces and row.province not in question.provinces:
+        return False
+    if question.districts and row.district not in question.districts and row.municipality not in question.districts:
+        return False
+    if question.only_ids is not None and row.id not in question.only_ids:
+        return False
+    return all(word in row.haystack for word in question.words)
+
+
+def sort_key(name: str):
+    """The key that orders rows by a column; ties fall back to the reference."""
+    keys = {
+        "updated": lambda r: (r.updated_at, r.id),
+        "created": lambda r: (r.created_at, r.id),
+        "severity": lambda r: (-SEVERITY_RANK.get(r.severity, 9), r.updated_at, r.id),
+        "status": lambda r: (STATUS_RANK.get(r.status, 9), r.updated_at, r.id),
+        "municipality": lambda r: (r.municipality, r.ward or 0, r.id),
+        "sector": lambda r: (r.sector, r.id),
+        "title": lambda r: (r.title.lower(), r.id),
+        "ref": lambda r: (r.ref, r.id),
+        "ward": lambda r: (r.municipality, r.ward or 0, r.id),
+    }
+    if name not in keys:
+        raise ValueError(f"Unknown sort '{name}' — choose one of: {', '.join(SORT_KEYS)}")
+    return keys[name]
+
+
+def filter_rows(rows: Iterable[IssueRow], question: IssueFilter) -> list[IssueRow]:
+    """Rows answering the question, in the order given (callers pass rows already sorted)."""
+    words = question.words
+    found = []
+    append = found.append
+    for row in rows:
+        if row.deleted and not question.include_deleted:
+            continue
+        if question.open_only and row.status not in OPEN_STATUSES:
+            continue
+        if question.statuses and row.status not in question.statuses:
+            continue
+        if question.sectors and row.sector not in question.sectors:
+            continue
+        if question.severities and row.severity not in question.severities:
+            continue
+        if question.municipalities and row.municipality not in question.municipalities:
+            continue
+        if question.provinces and row.province not in question.provinces:
+            continue
+        if question.districts and row.district not in question.districts and row.municipality not in question.districts:
+            continue
+        if question.only_ids is not None and row.id not in question.only_ids:
+            continue
+        if words:
+            haystack = row.haystack
+            if not all(word in haystack for word in words):
+                continue
+        append(row)
+        if question.limit is not None and len(found) >= question.limit:
+            break
+    return found
+
+
+def due_this_week(due: str | None, today: date) -> bool:
+    if not due:
+        return False
+    day = date.fromisoformat(due)
+    return today <= day <= date.fromordinal(today.toordinal() + 7)

@@ -1,0 +1,554 @@
+"""The issue register's vocabulary and rules: fields, choices, lifecycle, validation.
+
+No I/O and no Textual: the command line, the app, the importer and the server
+all validate through these functions, so a facilitator sees the same message
+wherever a value is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Callable
+
+from fieldkit import refdata
+
+SECTORS: dict[str, str] = {
+    "water": "Water",
+    "sanitation": "Sanitation",
+    "electricity": "Electricity",
+    "roads": "Roads and stormwater",
+    "waste": "Refuse removal",
+    "housing": "Housing",
+    "facilities": "Community facilities",
+    "other": "Other",
+}
+
+CATEGORIES: dict[str, dict[str, str]] = {
+    "water": {
+        "no_supply": "No water supply",
+        "burst_main": "Burst or leaking pipe",
+        "bulk_supply": "Bulk supply",
+        "water_quality": "Water quality",
+        "reservoir": "Reservoir or storage",
+        "borehole_pump": "Borehole or pump",
+        "treatment_works": "Water treatment works",
+        "metering_billing": "Metering and billing",
+        "other": "Other",
+    },
+    "sanitation": {
+        "sewer_blockage": "Sewer blockage or spill",
+        "wastewater_works": "Wastewater treatment works",
+        "pump_station": "Sewer pump station",
+        "pit_toilets": "VIP or pit toilets",
+        "bucket_system": "Bucket eradication",
+        "other": "Other",
+    },
+    "electricity": {
+        "outage": "Outage",
+        "illegal_connections": "Illegal connections",
+        "streetlights": "Streetlights or high-mast lights",
+        "substation": "Substation or transformer",
+        "vending_metering": "Vending and metering",
+        "other": "Other",
+    },
+    "roads": {
+        "potholes": "Potholes",
+        "gravel_road": "Gravel road maintenance",
+        "stormwater": "Stormwater drainage",
+        "bridge": "Bridge or culvert",
+        "signs_markings": "Signs and markings",
+        "other": "Other",
+    },
+    "waste": {
+        "missed_collection": "Missed collection",
+        "illegal_dumping": "Illegal dumping",
+        "landfill": "Landfill site",
+        "bins_skips": "Bins and skips",
+        "other": "Other",
+    },
+    "housing": {
+        "house_defects": "Defects in subsidised houses",
+        "informal_settlement": "Services in an informal settlement",
+        "title_deeds": "Title deeds",
+        "other": "Other",
+    },
+    "facilities": {
+        "clinic": "Clinic",
+        "community_hall": "Community hall",
+        "sports_field": "Sports field",
+        "cemetery": "Cemetery",
+        "library": "Library",
+        "other": "Other",
+    },
+    "other": {"other": "Other"},
+}
+
+SEVERITIES: dict[str, str] = {
+    "critical": "Critical",
+    "high": "High",
+    "medium": "Medium",
+    "low": "Low",
+}
+
+STATUSES: dict[str, str] = {
+    "new": "New",
+    "acknowledged": "Acknowledged",
+    "in_progress": "In progress",
+    "escalated": "Escalated",
+    "resolved": "Resolved",
+    "closed": "Closed",
+}
+
+OPEN_STATUSES = frozenset({"new", "acknowledged", "in_progress", "escalated"})
+
+#: Where each status may go next. Resolved and closed issues may be reopened.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"acknowledged", "in_progress", "escalated", "resolved", "closed"}),
+    "acknowledged": frozenset({"in_progress", "escalated", "resolved", "closed"}),
+    "in_progress": frozenset({"acknowledged", "escalated", "resolved", "closed"}),
+    "escalated": frozenset({"acknowledged", "in_progress", "resolved", "closed"}),
+    "resolved": frozenset({"closed", "acknowledged", "in_progress"}),
+    "closed": frozenset({"acknowledged", "in_progress"}),
+}
+
+#: Changes that must say why: escalating, closing and reopening.
+NOTE_REQUIRED = frozenset({"escalated", "closed"})
+
+SOURCES: dict[str, str] = {
+    "site_visit": "Site visit",
+    "imbizo": "Imbizo",
+    "community_report": "Community report",
+    "meeting": "Council or task-team meeting",
+    "other": "Other",
+}
+
+NEED_KINDS: dict[str, str] = {
+    "skills": "Skills",
+    "funding": "Funding",
+    "equipment": "Equipment",
+    "other": "Other",
+}
+
+#: Institutions that carry responsibility, offered as suggestions; any text is accepted.
+RESPONSIBLE_SUGGESTIONS: tuple[str, ...] = (
+    "Municipality",
+    "Water Services Authority",
+    "District municipality",
+    "Department of Water and Sanitation",
+    "Eskom",
+    "Provincial Department of Human Settlements",
+    "Provincial Department of Public Works and Roads",
+    "Provincial Department of Health",
+    "CoGTA",
+    "SANRAL",
+) + tuple(wb.name for wb in refdata.water_boards() if wb.current)
+
+#: Where capacity-building support could come from.
+SUPPORT_SOURCES: tuple[str, ...] = (
+    "Water Board",
+    "Department of Water and Sanitation",
+    "CoGTA",
+    "MISA",
+    "Provincial department",
+    "DBSA",
+    "Civil society",
+    "Private sector",
+)
+
+# South Africa's mainland bounds, with a little margin; the Prince Edward Islands are left out.
+LAT_RANGE = (-35.0, -22.0)
+LON_RANGE = (16.0, 33.0)
+
+TITLE_MAX = 120
+TEXT_MAX = 5000
+WARD_MAX = 200
+
+RECORD_TYPES = ("issue", "note", "action", "status_change", "lesson")
+
+
+class ValidationError(ValueError):
+    """One or more fields are wrong; ``problems`` maps each field to its message."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__("; ".join(problems.values()))
+
+
+def _text(label: str, maximum: int, required: bool = False) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None or value == "":
+            return f"{label} is required" if required else None
+        if not isinstance(value, str):
+            return f"{label} must be text"
+        if required and not value.strip():
+            return f"{label} is required"
+        if len(value) > maximum:
+            return f"{label} is {len(value)} characters long; keep it under {maximum}"
+        return None
+
+    return check
+
+
+def _choice(label: str, choices: dict[str, str], required: bool = False) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None or value == "":
+            return f"{label} is required" if required else None
+        if value not in choices:
+            return f"Unknown {label.lower()} '{value}' — choose one of: {', '.join(choices)}"
+        return None
+
+    return check
+
+
+def check_municipality(value: Any) -> str | None:
+    if value is None or value == "":
+        return "Municipality is required"
+    if not isinstance(value, str):
+        return "Municipality must be an MDB code such as BUF or EC121"
+    if refdata.get(value) is not None and value == value.strip().upper():
+        return None
+    guess = refdata.suggest(value)
+    if guess is not None:
+        return f"Unknown municipality code '{value}' — did you mean {guess.code} ({guess.current_name})?"
+    return f"Unknown municipality code '{value}' — use an MDB code such as BUF or EC121 (`fieldkit municipalities` lists them)"
+
+
+def check_ward(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"Ward must be a whole number, not '{value}'"
+    if not 1 <= value <= WARD_MAX:
+        return f"Ward {value} is not a ward number; wards are numbered from 1"
+    return None
+
+
+def _coordinate(label: str, bounds: tuple[float, float]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{label} must be a number in decimal degrees, not '{value}'"
+        low, high = bounds
+        if not low <= value <= high:
+            return f"{label} {value} is outside South Africa ({low} to {high})"
+        return None
+
+    return check
+
+
+PHONE_DIGITS = re.compile(r"^(?:\+?27|0)(\d{9})$")
+
+
+def normalise_phone(text: str) -> str:
+    """A South African number as +27 and nine digits; other text is returned as typed."""
+    digits = re.sub(r"[\s\-()]", "", text)
+    match = PHONE_DIGITS.match(digits)
+    return f"+27{match.group(1)}" if match else text.strip()
+
+
+def check_phone(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        return "Phone must be text such as 082 123 4567"
+    if not PHONE_DIGITS.match(re.sub(r"[\s\-()]", "", value)):
+        return f"Phone '{value}' is not a South African number such as 082 123 4567 or +27 82 123 4567"
+    return None
+
+
+def check_date(label: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            date.fromisoformat(value)
+        except (TypeError, ValueError):
+            return f"{label} '{value}' is not a date; write it as YYYY-MM-DD, e.g. 2026-12-15"
+        return None
+
+    return check
+
+
+def check_needs(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return "Capacity-building needs must be a list"
+    for number, need in enumerate(value, start=1):
+        if not isinstance(need, dict):
+            return f"Need {number} must have a kind and a detail"
+        if need.get("kind") not in NEED_KINDS:
+            return f"Need {number}: kind must be one of {', '.join(NEED_KINDS)}"
+        for key in ("detail", "support_from"):
+            if not isinstance(need.get(key, ""), str):
+                return f"Need {number}: {key.replace('_', ' ')} must be text"
+        if len(need.get("detail", "")) > TEXT_MAX:
+            return f"Need {number}: the detail is too long"
+    return None
+
+
+def check_bool(label: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None or isinstance(value, bool):
+            return None
+        return f"{label} must be true or false"
+
+    return check
+
+
+def check_text_list(label: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"{label} must be a list of text"
+        return None
+
+    return check
+
+
+def _timestamp(label: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            return f"{label} '{value}' is not a date and time"
+        return None
+
+    return check
+
+
+def check_status(value: Any) -> str | None:
+    return _choice("Status", STATUSES, required=True)(value)
+
+
+#: Every field of every record type, with its check. Unknown fields are refused.
+FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
+    "issue": {
+        "ref": _text("Reference", 40),
+        "municipality": check_municipality,
+        "ward": check_ward,
+        "sector": _choice("Sector", SECTORS, required=True),
+        "category": _text("Category", 60),
+        "title": _text("Title", TITLE_MAX, required=True),
+        "description": _text("Description", TEXT_MAX),
+        "severity": _choice("Severity", SEVERITIES, required=True),
+        "status": check_status,
+        "responsible": _text("Responsible institution", 120),
+        "source": _choice("Source", SOURCES),
+        "source_detail": _text("Source detail", 200),
+        "commitment": _text("Commitment", TEXT_MAX),
+        "address": _text("Address or landmark", 300),
+        "lat": _coordinate("Latitude", LAT_RANGE),
+        "lon": _coordinate("Longitude", LON_RANGE),
+        "contact_name": _text("Contact name", 120),
+        "contact_phone": check_phone,
+        "needs": check_needs,
+        "created_by": _text("Created by", 120),
+        "created_at": _timestamp("Created at"),
+        "deleted": check_bool("Deleted"),
+    },
+    "note": {
+        "issue_id": _text("Issue", 64, required=True),
+        "text": _text("Note", TEXT_MAX, required=True),
+        "author": _text("Author", 120),
+        "at": _timestamp("Time"),
+        "deleted": check_bool("Deleted"),
+    },
+    "action": {
+        "issue_id": _text("Issue", 64, required=True),
+        "text": _text("Action", 1000, required=True),
+        "owner": _text("Owner", 120),
+        "due": check_date("Due date"),
+        "done": check_bool("Done"),
+        "done_by": _text("Done by", 120),
+        "done_at": _timestamp("Done at"),
+        "created_by": _text("Created by", 120),
+        "created_at": _timestamp("Created at"),
+        "deleted": check_bool("Deleted"),
+    },
+    "status_change": {
+        "issue_id": _text("Issue", 64, required=True),
+        "from_status": _choice("Previous status", STATUSES),
+        "to_status": check_status,
+        "note": _text("Note", TEXT_MAX),
+        "author": _text("Author", 120),
+        "at": _timestamp("Time"),
+    },
+    "lesson": {
+        "title": _text("Title", TITLE_MAX, required=True),
+        "what_happened": _text("What happened", TEXT_MAX),
+        "what_worked": _text("What worked", TEXT_MAX),
+        "what_did_not": _text("What did not work", TEXT_MAX),
+        "sector": _choice("Sector", SECTORS),
+        "municipality": lambda v: None if v in (None, "") else check_municipality(v),
+        "tags": check_text_list("Tags"),
+        "issue_ids": check_text_list("Linked issues"),
+        "created_by": _text("Created by", 120),
+        "created_at": _timestamp("Created at"),
+        "deleted": check_bool("Deleted"),
+    },
+}
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "issue": ("municipality", "sector", "title", "severity", "status"),
+    "note": ("issue_id", "text"),
+    "action": ("issue_id", "text"),
+    "status_change": ("issue_id", "to_status"),
+    "lesson": ("title",),
+}
+
+#: Personal information: kept out of logs, and out of exports unless asked for.
+PERSONAL_FIELDS = frozenset({"contact_name", "contact_phone"})
+
+
+def check_field(record_type: str, name: str, value: Any) -> str | None:
+    """The message for one wrong field value, or None when it is fine."""
+    checks = FIELDS.get(record_type)
+    if checks is None:
+        return f"Unknown record type '{record_type}'"
+    check = checks.get(name)
+    if check is None:
+        return f"Unknown field '{name}' for {record_type.replace('_', ' ')}"
+    return check(value)
+
+
+def check_category(sector: str | None, category: str | None) -> str | None:
+    if not category:
+        return None
+    choices = CATEGORIES.get(sector or "", {})
+    if category not in choices:
+        label = SECTORS.get(sector or "", sector or "this sector")
+        return f"Unknown category '{category}' for {label} — choose one of: {', '.join(choices)}"
+    return None
+
+
+def problems(record_type: str, values: dict[str, Any], partial: bool = False) -> dict[str, str]:
+    """Every problem with a record's values, by field. ``partial`` skips absent required fields."""
+    found: dict[str, str] = {}
+    for name, value in values.items():
+        message = check_field(record_type, name, value)
+        if message:
+            found[name] = message
+    if not partial:
+        for name in REQUIRED[record_type]:
+            if name not in found and values.get(name) in (None, ""):
+                found[name] = check_field(record_type, name, None) or f"{name} is required"
+    if record_type == "issue" and "category" in values and "category" not in found and "sector" not in found:
+        message = check_category(values.get("sector"), values.get("category"))
+        if message:
+            found["category"] = message
+    if record_type == "issue" and ("lat" in values or "lon" in values):
+        has_lat = values.get("lat") not in (None, "")
+        has_lon = values.get("lon") not in (None, "")
+        if has_lat != has_lon and "lat" not in found and "lon" not in found:
+            found["lon" if has_lat else "lat"] = "Give both latitude and longitude, or neither"
+    return found
+
+
+def validate(record_type: str, values: dict[str, Any], partial: bool = False) -> None:
+    found = problems(record_type, values, partial)
+    if found:
+        raise ValidationError(found)
+
+
+def check_transition(current: str, new: str, note: str | None) -> str | None:
+    """Why a status change is not allowed, or None when it is."""
+    if new not in STATUSES:
+        return check_status(new)
+    if new == current:
+        return f"The issue is already {STATUSES[new].lower()}"
+    if new not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current]))
+        return f"An issue that is {STATUSES[current].lower()} can go to: {allowed}"
+    reopening = current in ("resolved", "closed") and new not in ("resolved", "closed")
+    if (new in NOTE_REQUIRED or reopening) and not (note and note.strip()):
+        verb = "reopening" if reopening else {"escalated": "escalating", "closed": "closing"}[new]
+        return f"Say why when {verb} an issue (add a note)"
+    return None
+
+
+def parse_ward(text: str) -> int | str:
+    """A ward as typed: a whole number where it is one, else the text (for the message)."""
+    cleaned = text.strip()
+    if cleaned.lower().startswith("ward"):
+        cleaned = cleaned[4:].strip()
+    return int(cleaned) if cleaned.isdigit() else text
+
+
+def parse_float(text: str) -> float | str:
+    try:
+        value = float(text.strip().replace(",", "."))
+    except ValueError:
+        return text
+    return value
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def is_open(values: dict[str, Any]) -> bool:
+    return values.get("status") in OPEN_STATUSES and not values.get("deleted")
+
+
+def is_overdue(action: dict[str, Any], today: date | None = None) -> bool:
+    due = action.get("due")
+    if not due or action.get("done") or action.get("deleted"):
+        return False
+    return date.fromisoformat(due) < (today or date.today())
+
+
+def sector_label(code: str | None) -> str:
+    return SECTORS.get(code or "", code or "")
+
+
+def category_label(sector: str | None, code: str | None) -> str:
+    return CATEGORIES.get(sector or "", {}).get(code or "", code or "")
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine), for spotting duplicates on site."""
+    r = 6_371_000.0
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(a))
+
+
+@dataclass(slots=True)
+class Conflict:
+    """A value that lost to a concurrent edit of the same field, kept until resolved."""
+
+    field: str
+    value: Any
+    author: str
+    stamp: str
+
+
+@dataclass(slots=True)
+class Issue:
+    """One issue as people read it: its values plus who last touched it."""
+
+    id: str
+    values: dict[str, Any]
+    updated_at: str
+    updated_by: str
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values.get(name)
+
+    @property
+    def ref(self) -> str:
+        return self.values.get("ref", "")
+
+    @property
+    def municipality(self) -> refdata.Municipality | None:
+        return refdata.get(self.values.get("municipality", ""))

@@ -1,0 +1,113 @@
+"""The local store: the only code that touches fieldkit's files on a laptop.
+
+``Store`` wraps a TinyDB database on ``JournalStorage``. Tables:
+
+- ``issue``, ``note``, ``action``, ``status_change``, ``lesson``: each record's
+  current values, keyed by record id (one table per record type);
+- ``merge``: each record's merge state (stamps, who, seen, rivals);
+- ``outbox``: operations not yet acknowledged by the central store;
+- ``local``: this replica's own documents (device id and clock, sync cursor,
+  settings, the app's draft).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from fieldkit.store.storage import (
+    FieldkitDB,
+    JournalStorage,
+    JournalTable,
+    StoreCorrupt,
+    StoreError,
+    document,
+)
+
+__all__ = ["Store", "StoreError", "StoreCorrupt", "default_home"]
+
+
+def default_home() -> Path:
+    """The data directory: ``$FIELDKIT_HOME`` or the platform's user data folder."""
+    configured = os.environ.get("FIELDKIT_HOME")
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("fieldkit", appauthor=False)
+
+
+class Store:
+    def __init__(self, home: str | os.PathLike | None = None, compact_bytes: int | None = None):
+        self.home = Path(home) if home is not None else default_home()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"Cannot create the data folder {self.home}: {err.strerror}; set FIELDKIT_HOME to a folder you can write") from None
+        kwargs = {"compact_bytes": compact_bytes} if compact_bytes else {}
+        self.db = FieldkitDB(self.home, storage=JournalStorage, **kwargs)
+        self.storage: JournalStorage = self.db.storage  # type: ignore[assignment]
+        self._tables: dict[str, JournalTable] = {}
+
+    def table(self, name: str) -> JournalTable:
+        found = self._tables.get(name)
+        if found is None:
+            found = self._tables[name] = self.db.table(name, cache_size=0)  # type: ignore[assignment]
+        return found
+
+    def documents(self, name: str) -> dict[str, Any]:
+        """The live documents of a table by id: read them, never change them."""
+        return self.storage.table(name)
+
+    def get(self, name: str, doc_id: str) -> dict[str, Any] | None:
+        """A copy of one document, or None."""
+        found = self.storage.table(name).get(doc_id)
+        return copy.deepcopy(found) if found is not None else None
+
+    def put(self, name: str, doc_id: str, doc: dict[str, Any]) -> None:
+        """Store a whole document under its id (replacing what was there)."""
+        table = self.table(name)
+        if doc_id in self.storage.table(name):
+            fresh = copy.deepcopy(doc)
+
+            def replace(current: dict[str, Any]) -> None:
+                current.clear()
+                current.update(fresh)
+
+            table.update(replace, doc_ids=[doc_id])
+        else:
+            table.insert(document(copy.deepcopy(doc), doc_id))
+
+    def delete(self, name: str, doc_id: str) -> None:
+        if doc_id in self.storage.table(name):
+            self.table(name).remove(doc_ids=[doc_id])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything written inside is saved durably together, or not at all."""
+        with self.storage.transaction():
+            yield
+
+    def local(self, key: str) -> dict[str, Any]:
+        return self.get("local", key) or {}
+
+    def set_local(self, key: str, doc: dict[str, Any]) -> None:
+        self.put("local", key, doc)
+
+    def refresh(self) -> None:
+        self.storage.refresh()
+
+    def compact(self) -> None:
+        self.storage.compact()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,47 @@
+"""Shared fixtures: a fresh data folder per test, the register on it, and the CLI as a person runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fieldkit.register import Register
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "fieldkit-home"
+    monkeypatch.setenv("FIELDKIT_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+def register(home: Path):
+    opened = Register.open(home, author="Thandi Mokoena")
+    yield opened
+    opened.close()
+
+
+def run_fieldkit(home: Path, *args: str, input_text: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the real command in a fresh process, as a person would type it."""
+    env = {**os.environ, "FIELDKIT_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "fieldkit", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=input_text,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def fieldkit(home: Path):
+    def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+        return run_fieldkit(home, *args, **kwargs)
+
+    return run
