@@ -105,6 +105,31 @@ def row_from_values(issue_id: str, values: dict[str, Any]) -> IssueRow:
     )
 
 
+def _flat(text: str) -> str:
+    return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+def row_to_line(row: IssueRow) -> str:
+    """One row as a tab-separated line, for the compact register file a cold lookup reads."""
+    return "\t".join((
+        row.id, _flat(row.ref), row.municipality, row.province, row.district,
+        "" if row.ward is None else str(row.ward), row.sector, _flat(row.category), _flat(row.title),
+        row.severity, row.status, _flat(row.responsible), row.created_at, row.updated_at,
+        "" if row.lat is None else repr(row.lat), "" if row.lon is None else repr(row.lon),
+        "1" if row.deleted else "", _flat(row.haystack),
+    ))
+
+
+def row_from_line(line: str) -> IssueRow:
+    (issue_id, ref, municipality, province, district, ward, sector, category, title, severity, status,
+     responsible, created_at, updated_at, lat, lon, deleted, haystack) = line.split("\t")
+    return IssueRow(
+        issue_id, ref, municipality, province, district, int(ward) if ward else None, sector, category,
+        title, severity, status, responsible, created_at, updated_at, float(lat) if lat else None,
+        float(lon) if lon else None, deleted == "1", haystack,
+    )
+
+
 @dataclass(slots=True)
 class IssueFilter:
     """A question put to the register. Empty sets mean 'any'."""

@@ -19,9 +19,10 @@ from fieldkit.filters import IssueFilter, IssueRow, due_this_week
 from fieldkit.hlc import ZERO, Clock
 from fieldkit.ids import is_record_id, issue_ref, new_device_id, new_id
 from fieldkit.store import Store
-from fieldkit.store.index import IssueIndex
+from fieldkit.store.index import IssueIndex, render_rows
 
 CHILD_TYPES = ("note", "action", "status_change")
+ROWS_FILE = "issue.rows"
 
 
 class NotFound(LookupError):
@@ -64,6 +65,7 @@ class Register:
         self._children: dict[str, dict[str, list[str]]] | None = None
         store.storage.on_change(self._changed)
         store.storage.on_reset(self._reset)
+        store.storage.add_derived(ROWS_FILE, "issue", render_rows)
 
     @classmethod
     def open(cls, home: str | os.PathLike | None = None, author: str | None = None) -> "Register":
@@ -106,8 +108,20 @@ class Register:
 
     @property
     def index(self) -> IssueIndex:
+        """The in-memory register index, built on first use.
+
+        A cold lookup reads the compact register file (about a third of the
+        issue snapshot, and cheap to parse) plus the issues the journal changed
+        since; only when that file is missing or stale are all issues loaded.
+        """
         if self._index is None:
-            self._index = IssueIndex(self.store.documents("issue"))
+            storage = self.store.storage
+            derived = None if storage.is_loaded("issue") else storage.read_derived(ROWS_FILE)
+            if derived is not None and derived[0] == storage.snapshot_watermark("issue"):
+                watermark, rows = derived
+                self._index = IssueIndex(storage.pending_writes("issue", watermark), rows)
+            else:
+                self._index = IssueIndex(self.store.documents("issue"))
         return self._index
 
     def _child_index(self) -> dict[str, dict[str, list[str]]]:
@@ -319,7 +333,7 @@ class Register:
         if not wanted:
             raise NotFound("Give an issue id or reference")
         lowered = wanted.lower()
-        if is_record_id(lowered) and lowered in self.index.rows:
+        if is_record_id(lowered) and lowered in self.index:
             return lowered
         by_ref = self.index.by_ref(wanted)
         if by_ref:
@@ -330,7 +344,7 @@ class Register:
         if not found:
             raise NotFound(f"No issue matches '{wanted}' — try `fieldkit find {wanted}`")
         if len(found) > 1:
-            refs = ", ".join(self.index.rows[i].ref for i in found[:5])
+            refs = ", ".join(self.index.get(i).ref for i in found[:5])
             raise Ambiguous(f"'{wanted}' matches {len(found)} issues ({refs}); give more of the id or the full reference")
         return found[0]
 
@@ -406,8 +420,9 @@ class Register:
 
     def overdue_actions(self, today: date | None = None) -> list[dict[str, Any]]:
         day = today or date.today()
-        live = self.index.rows
-        found = [a for a in self.all_actions() if model.is_overdue(a, day) and a.get("issue_id") in live and not live[a["issue_id"]].deleted]
+        overdue = [a for a in self.all_actions() if model.is_overdue(a, day)]
+        live = {i for i in {a["issue_id"] for a in overdue} if (row := self.index.get(i)) is not None and not row.deleted}
+        found = [a for a in overdue if a.get("issue_id") in live]
         return sorted(found, key=lambda a: (a["due"], a["id"]))
 
     def actions_due_this_week(self, today: date | None = None) -> list[dict[str, Any]]:
@@ -519,3 +534,25 @@ class Register:
     def clear_draft(self) -> None:
         with self.store.transaction():
             self.store.delete("local", "draft")
+
+    # -- sync: after the central store was reset -----------------------------------------
+
+    def queue_full_resend(self, sync_state: dict[str, Any]) -> int:
+        """Queue everything this laptop holds to be sent again, and save the new sync state, in one write.
+
+        For a central store that was reset or restored from a backup: each
+        record's merge state goes out as operations (``protocol.state_ops``),
+        issues first; the store merges them like any others, so what it lost
+        comes back and what it kept is unchanged. Returns how many were queued.
+        """
+        from fieldkit.protocol import state_ops
+
+        states = sorted(self.all_ops_for_snapshot(), key=lambda item: (item[1]["type"] != "issue", item[0]))
+        count = 0
+        with self.store.transaction():
+            for record_id, state in states:
+                for op in state_ops(state["type"], record_id, state, self.device_id):
+                    self.store.put("outbox", op["op_id"], {"op": op, "state": "pending", "reason": ""})
+                    count += 1
+            self.store.set_local("sync", sync_state)
+        return count

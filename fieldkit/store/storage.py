@@ -119,6 +119,7 @@ class JournalStorage(Storage):
         self.tables_dir.mkdir(parents=True, exist_ok=True)
         self._lock = DirectoryLock(self.home / "store.lock")
         self._listeners: list[Listener] = []
+        self._derived: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {}
         self._reset_listeners: list[Callable[[], None]] = []
         self._staged: dict[str, dict[str, Any]] = {}
         self._before: dict[tuple[str, str], Any] = {}
@@ -133,11 +134,15 @@ class JournalStorage(Storage):
         self._loaded: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._names = {p.stem for p in self.tables_dir.glob("*.json")}
+        self._dirty: set[str] = set()  # tables with journal entries not yet in their snapshot
         self._seq = 0
         self._offset = 0
         self._inode = None
         if self.journal_path.exists():
             self._read_journal(from_offset=0)
+        # New entries must sort after every snapshot, also after a compaction emptied the journal.
+        marks = [self.snapshot_watermark(name) or 0 for name in self._names]
+        self._seq = max([self._seq, *marks])
 
     def _read_journal(self, from_offset: int) -> list[dict[str, Any]]:
         with open(self.journal_path, "rb") as journal:
@@ -171,6 +176,7 @@ class JournalStorage(Storage):
         self._seq = seq
         for name, writes in entry["writes"].items():
             self._names.add(name)
+            self._dirty.add(name)
             if name in self._loaded:
                 self._apply(name, writes, notify=True)
             else:
@@ -186,6 +192,48 @@ class JournalStorage(Storage):
             if notify:
                 for listener in self._listeners:
                     listener(name, doc_id, doc)
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self._loaded
+
+    def snapshot_watermark(self, name: str) -> int | None:
+        """The journal sequence a table's snapshot includes, read from its first bytes only."""
+        path = self.tables_dir / f"{name}.json"
+        try:
+            with open(path, "rb") as snapshot:
+                head = snapshot.read(64)
+        except FileNotFoundError:
+            return None
+        prefix = b'{"watermark":'
+        if not head.startswith(prefix):
+            return None
+        digits = head[len(prefix):].split(b",", 1)[0]
+        return int(digits) if digits.isdigit() else None
+
+    def pending_writes(self, name: str, after: int) -> dict[str, Any]:
+        """What the journal changed in a table that is not loaded, after a sequence number."""
+        merged: dict[str, Any] = {}
+        for seq, writes in self._pending.get(name, []):
+            if seq > after:
+                merged.update(writes)
+        return merged
+
+    def add_derived(self, name: str, table: str, render: Callable[[dict[str, Any]], bytes]) -> None:
+        """Keep ``tables/<name>`` (a compact view of ``table``) beside its snapshot at each compaction."""
+        self._derived[name] = (table, render)
+
+    def read_derived(self, name: str) -> tuple[int, bytes] | None:
+        """A derived view and the watermark it was made at, or None if there is none."""
+        path = self.tables_dir / name
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        head, _, body = raw.partition(b"\n")
+        words = head.split()
+        if len(words) != 2 or words[0] != b"fieldkit-derived" or not words[1].isdigit():
+            return None
+        return int(words[1]), body
 
     def table_names(self) -> set[str]:
         return self._names | set(self._loaded)
@@ -320,6 +368,7 @@ class JournalStorage(Storage):
             raise
         self._seq += 1
         self._offset += len(line)
+        self._dirty.update(writes)
         self._before.clear()
         self._staged.clear()
         for name, docs in writes.items():
@@ -339,12 +388,16 @@ class JournalStorage(Storage):
     # -- compaction and backups ------------------------------------------------------
 
     def compact(self) -> None:
-        """Fold the journal into the snapshots; the files as they were become a backup."""
+        """Fold the journal into the snapshots; the files as they were become a backup.
+
+        Only tables the journal touched are rewritten: an edit since the last
+        compaction costs the issue table and one merge shard, not the whole store.
+        """
         with self._lock.hold(exclusive=True):
             self._refresh_locked()
             if self._offset == 0:
                 return
-            names = sorted(self.table_names())
+            names = sorted(self._dirty)
             for name in names:
                 self.table(name)
             backup = self.backups_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{self._seq:08d}"
@@ -356,12 +409,17 @@ class JournalStorage(Storage):
             for name in names:
                 payload = orjson.dumps({"watermark": self._seq, "documents": self._loaded[name]})
                 atomic_write(self.tables_dir / f"{name}.json", payload)
+            for derived, (table, render) in self._derived.items():
+                if table in names:
+                    body = render(self._loaded[table])
+                    atomic_write(self.tables_dir / derived, b"fieldkit-derived %d\n" % self._seq + body)
             if self._log:
                 self._log.close()
                 self._log = None
             atomic_write(self.journal_path, b"")
             self._inode = os.stat(self.journal_path).st_ino
             self._offset = 0
+            self._dirty.clear()
             for old in self.backups()[KEEP_BACKUPS:]:
                 shutil.rmtree(old, ignore_errors=True)
 
