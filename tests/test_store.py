@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -131,8 +132,8 @@ def test_corrupt_snapshot_is_never_overwritten_and_recover_restores_the_backup(h
     snapshot.write_bytes(damaged)
 
     listed = run_fieldkit(home, "find", "--json")  # lookups still answer, from the compact register file
-    assert listed.returncode == 0 and len(__import__("json").loads(listed.stdout)) == 6
-    for args in (["show", "BUF-"], ["add", "--municipality", "BUF", "--sector", "water", "--title", "x"]):
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 6
+    for args in (["show", json.loads(listed.stdout)[0]["ref"]], ["add", "--municipality", "BUF", "--sector", "water", "--title", "x"]):
         result = run_fieldkit(home, *args)
         assert result.returncode == 1
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -145,7 +146,7 @@ def test_corrupt_snapshot_is_never_overwritten_and_recover_restores_the_backup(h
     assert (moved[0] / "tables" / "issue.json").read_bytes() == damaged
     listed = run_fieldkit(home, "find", "--json")
     assert listed.returncode == 0
-    assert len(__import__("json").loads(listed.stdout)) == 6
+    assert len(json.loads(listed.stdout)) == 6
 
 
 def test_two_processes_share_one_store(home):
