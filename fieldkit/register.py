@@ -18,11 +18,10 @@ from fieldkit import merge, model
 from fieldkit.filters import IssueFilter, IssueRow, due_this_week
 from fieldkit.hlc import ZERO, Clock
 from fieldkit.ids import is_record_id, issue_ref, new_device_id, new_id
-from fieldkit.store import Store
+from fieldkit.store import SHARDS, Store
 from fieldkit.store.index import IssueIndex, render_rows
 
 CHILD_TYPES = ("note", "action", "status_change")
-ROWS_FILE = "issue.rows"
 
 
 class NotFound(LookupError):
@@ -31,11 +30,6 @@ class NotFound(LookupError):
 
 class Ambiguous(LookupError):
     pass
-
-
-def merge_table(record_id: str) -> str:
-    """Merge state is split in sixteen tables by the id's last digit, so one edit loads a sixteenth."""
-    return f"merge_{record_id[-1]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +56,10 @@ class Register:
         self._next_seq: int = replica.get("next_seq", 1)
         self._author = author
         self._index: IssueIndex | None = None
-        self._children: dict[str, dict[str, list[str]]] | None = None
         store.storage.on_change(self._changed)
         store.storage.on_reset(self._reset)
-        store.storage.add_derived(ROWS_FILE, "issue", render_rows)
+        for digit in SHARDS:
+            store.storage.add_derived(f"issue.{digit}.rows", f"issue.{digit}", render_rows)
 
     @classmethod
     def open(cls, home: str | os.PathLike | None = None, author: str | None = None) -> "Register":
@@ -116,34 +110,26 @@ class Register:
         """
         if self._index is None:
             storage = self.store.storage
-            derived = None if storage.is_loaded("issue") else storage.read_derived(ROWS_FILE)
-            if derived is not None and derived[0] == storage.snapshot_watermark("issue"):
-                watermark, rows = derived
-                self._index = IssueIndex(storage.pending_writes("issue", watermark), rows)
-            else:
-                self._index = IssueIndex(self.store.documents("issue"))
+            documents: dict[str, Any] = {}
+            rows: list[bytes] = []
+            for digit in SHARDS:
+                table = f"issue.{digit}"
+                derived = None if storage.is_loaded(table) else storage.read_derived(f"{table}.rows")
+                if derived is not None and derived[0] == storage.snapshot_watermark(table):
+                    watermark, lines = derived
+                    documents.update(storage.pending_writes(table, watermark))
+                    rows.append(lines)
+                else:
+                    documents.update(storage.table(table))
+            self._index = IssueIndex(documents, b"\n".join(rows) if rows else None)
         return self._index
 
-    def _child_index(self) -> dict[str, dict[str, list[str]]]:
-        if self._children is None:
-            children: dict[str, dict[str, list[str]]] = {kind: {} for kind in CHILD_TYPES}
-            for kind in CHILD_TYPES:
-                for record_id, values in self.store.documents(kind).items():
-                    children[kind].setdefault(values.get("issue_id", ""), []).append(record_id)
-            self._children = children
-        return self._children
-
     def _changed(self, table: str, record_id: str, values: dict[str, Any] | None) -> None:
-        if table == "issue" and self._index is not None:
+        if table.startswith("issue.") and self._index is not None:
             self._index.update(record_id, values)
-        elif table in CHILD_TYPES and self._children is not None and values is not None:
-            ids = self._children[table].setdefault(values.get("issue_id", ""), [])
-            if record_id not in ids:
-                ids.append(record_id)
 
     def _reset(self) -> None:
         self._index = None
-        self._children = None
 
     def refresh(self) -> None:
         """Take in what another fieldkit process saved meanwhile."""
@@ -152,7 +138,12 @@ class Register:
     # -- writing -------------------------------------------------------------------
 
     def _state(self, record_id: str) -> dict[str, Any] | None:
-        return self.store.get(merge_table(record_id), record_id)
+        return self.store.get("merge", record_id)
+
+    @staticmethod
+    def _child_id(issue_id: str) -> str:
+        """A new id for a note, action or status change, kept in the same shard as its issue."""
+        return new_id()[:-1] + issue_id[-1]
 
     def _write(self, record_type: str, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Make, apply and save one local operation; returns the record's new values."""
@@ -182,7 +173,7 @@ class Register:
         values["updated_by"] = by
         values["conflicts"] = len(merge.conflicts(state))
         self.store.put(record_type, record_id, values)
-        self.store.put(merge_table(record_id), record_id, {"type": record_type, **state})
+        self.store.put("merge", record_id, {"type": record_type, **state})
         return values
 
     def _save_replica(self) -> None:
@@ -238,7 +229,7 @@ class Register:
             values = self._write("issue", issue_id, {"status": new_status})
             self._write(
                 "status_change",
-                new_id(),
+                self._child_id(issue_id),
                 {
                     "issue_id": issue_id,
                     "from_status": current.get("status", "new"),
@@ -254,7 +245,7 @@ class Register:
         self.issue_values(issue_id)
         fields = {"issue_id": issue_id, "text": text.strip(), "author": self.author, "at": at or model.now_iso()}
         model.validate("note", fields)
-        return self._write("note", new_id(), fields)
+        return self._write("note", self._child_id(issue_id), fields)
 
     def add_action(self, issue_id: str, text: str, owner: str = "", due: str | None = None) -> dict[str, Any]:
         self.issue_values(issue_id)
@@ -268,7 +259,7 @@ class Register:
             "created_at": model.now_iso(),
         }
         model.validate("action", {k: v for k, v in fields.items() if v is not None})
-        return self._write("action", new_id(), {k: v for k, v in fields.items() if v is not None})
+        return self._write("action", self._child_id(issue_id), {k: v for k, v in fields.items() if v is not None})
 
     def set_action_done(self, action_id: str, done: bool = True) -> dict[str, Any]:
         action = self.store.get("action", action_id)
@@ -383,10 +374,9 @@ class Register:
         return len(self.index)
 
     def _children_of(self, kind: str, issue_id: str) -> list[dict[str, Any]]:
-        documents = self.store.documents(kind)
-        ids = self._child_index()[kind].get(issue_id, [])
-        records = [dict(documents[i]) for i in ids if i in documents]
-        return [r for r in records if not r.get("deleted")]
+        """Notes, actions or status changes of one issue: they live in its shard."""
+        shard = self.store.shard(kind, issue_id)
+        return [dict(r) for r in shard.values() if r.get("issue_id") == issue_id and not r.get("deleted")]
 
     def notes(self, issue_id: str) -> list[dict[str, Any]]:
         return sorted(self._children_of("note", issue_id), key=lambda n: (n.get("at", ""), n["id"]))
@@ -515,8 +505,7 @@ class Register:
 
     def all_ops_for_snapshot(self) -> Iterable[dict[str, Any]]:
         """Each record's merge state, for tests that compare replicas."""
-        for shard in range(16):
-            yield from self.store.documents(f"merge_{shard:x}").items()
+        yield from self.store.documents("merge").items()
 
     # -- the app's unsaved form ----------------------------------------------------------
 
@@ -534,6 +523,10 @@ class Register:
     def clear_draft(self) -> None:
         with self.store.transaction():
             self.store.delete("local", "draft")
+
+    def all_status_changes(self) -> list[dict[str, Any]]:
+        """Every status change, for counts across the register (the app's opened-and-resolved chart)."""
+        return [dict(c) for c in self.store.documents("status_change").values()]
 
     # -- sync: after the central store was reset -----------------------------------------
 

@@ -68,14 +68,15 @@ def test_kill_9_at_random_moments_loses_no_save_that_returned(home):
             [sys.executable, str(WRITER), str(home), str(trial * 100_000)],
             stdout=subprocess.PIPE, text=True,
         )
-        time.sleep(rng.uniform(0.25, 0.9))
+        first = writer.stdout.readline()  # it is writing now; kill it somewhere in what follows
+        time.sleep(rng.uniform(0.0, 0.5))
         writer.send_signal(signal.SIGKILL)
         out, _ = writer.communicate()
-        acknowledged += out.split()
+        acknowledged += (first + out).split()
         with Register.open(home) as register:  # loads, or the test fails with StoreCorrupt
             missing = [i for i in acknowledged if i not in register.index]
             assert not missing, f"trial {trial}: {len(missing)} acknowledged saves lost"
-    assert len(acknowledged) > 200
+    assert len(acknowledged) > 100
     assert list((home / "backups").iterdir()), "compaction ran (and was interrupted) during the trials"
 
 
@@ -127,13 +128,14 @@ def test_corrupt_snapshot_is_never_overwritten_and_recover_restores_the_backup(h
         register.store.compact()
     backups = sorted((home / "backups").iterdir())
     assert len(backups) == 2
-    snapshot = home / "tables" / "issue.json"
+    victim = json.loads(run_fieldkit(home, "find", "--json").stdout)[0]
+    snapshot = home / "tables" / f"issue.{victim['id'][-1]}.json"  # the shard that holds it
     damaged = snapshot.read_bytes()[: snapshot.stat().st_size // 2]
     snapshot.write_bytes(damaged)
 
     listed = run_fieldkit(home, "find", "--json")  # lookups still answer, from the compact register file
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 6
-    for args in (["show", json.loads(listed.stdout)[0]["ref"]], ["add", "--municipality", "BUF", "--sector", "water", "--title", "x"]):
+    for args in (["show", victim["ref"]], ["edit", victim["ref"], "--severity", "high"]):
         result = run_fieldkit(home, *args)
         assert result.returncode == 1
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -143,7 +145,7 @@ def test_corrupt_snapshot_is_never_overwritten_and_recover_restores_the_backup(h
     result = run_fieldkit(home, "recover")
     assert result.returncode == 0, result.stderr
     moved = [p for p in home.iterdir() if p.name.startswith("damaged-")]
-    assert (moved[0] / "tables" / "issue.json").read_bytes() == damaged
+    assert (moved[0] / "tables" / snapshot.name).read_bytes() == damaged
     listed = run_fieldkit(home, "find", "--json")
     assert listed.returncode == 0
     assert len(json.loads(listed.stdout)) == 6

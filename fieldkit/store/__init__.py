@@ -8,12 +8,18 @@
 - ``outbox``: operations not yet acknowledged by the central store;
 - ``local``: this replica's own documents (device id and clock, sync cursor,
   settings, the app's draft).
+
+The record tables are *sharded*: each is sixteen TinyDB tables named by the
+last hex digit of the record id (``issue.7``). Opening one issue at 100,000
+then reads a sixteenth of the register, not all of it. Callers name the logical
+table; the shard is found from the id.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,7 +33,35 @@ from fieldkit.store.storage import (
     document,
 )
 
-__all__ = ["Store", "StoreError", "StoreCorrupt", "default_home"]
+__all__ = ["Store", "StoreError", "StoreCorrupt", "default_home", "SHARDED", "SHARDS"]
+
+SHARDED = frozenset({"issue", "note", "action", "status_change", "lesson", "merge"})
+SHARDS = "0123456789abcdef"
+
+
+def shard_name(name: str, record_id: str) -> str:
+    """The physical table holding a record of a sharded table."""
+    return f"{name}.{record_id[-1]}" if name in SHARDED else name
+
+
+class ShardedView(Mapping):
+    """All shards of a sharded table read as one mapping (loads every shard)."""
+
+    def __init__(self, storage: JournalStorage, name: str):
+        self._shards = [storage.table(f"{name}.{digit}") for digit in SHARDS]
+
+    def __getitem__(self, record_id: str) -> dict[str, Any]:
+        return self._shards[SHARDS.index(record_id[-1])][record_id] if record_id else {}[record_id]
+
+    def __iter__(self) -> Iterator[str]:
+        for shard in self._shards:
+            yield from shard
+
+    def __len__(self) -> int:
+        return sum(len(shard) for shard in self._shards)
+
+    def __contains__(self, record_id: object) -> bool:
+        return isinstance(record_id, str) and bool(record_id) and record_id[-1] in SHARDS and record_id in self._shards[SHARDS.index(record_id[-1])]
 
 
 def default_home() -> Path:
@@ -58,17 +92,24 @@ class Store:
             found = self._tables[name] = self.db.table(name, cache_size=0)  # type: ignore[assignment]
         return found
 
-    def documents(self, name: str) -> dict[str, Any]:
+    def documents(self, name: str) -> Mapping[str, Any]:
         """The live documents of a table by id: read them, never change them."""
+        if name in SHARDED:
+            return ShardedView(self.storage, name)
         return self.storage.table(name)
+
+    def shard(self, name: str, record_id: str) -> dict[str, Any]:
+        """The live documents of the one shard that holds ``record_id`` (and its children)."""
+        return self.storage.table(shard_name(name, record_id))
 
     def get(self, name: str, doc_id: str) -> dict[str, Any] | None:
         """A copy of one document, or None."""
-        found = self.storage.table(name).get(doc_id)
+        found = self.storage.table(shard_name(name, doc_id)).get(doc_id)
         return copy.deepcopy(found) if found is not None else None
 
     def put(self, name: str, doc_id: str, doc: dict[str, Any]) -> None:
         """Store a whole document under its id (replacing what was there)."""
+        name = shard_name(name, doc_id)
         table = self.table(name)
         if doc_id in self.storage.table(name):
             fresh = copy.deepcopy(doc)
@@ -82,6 +123,7 @@ class Store:
             table.insert(document(copy.deepcopy(doc), doc_id))
 
     def delete(self, name: str, doc_id: str) -> None:
+        name = shard_name(name, doc_id)
         if doc_id in self.storage.table(name):
             self.table(name).remove(doc_ids=[doc_id])
 
