@@ -76,6 +76,17 @@ def test_errors_are_one_line_with_a_non_zero_exit(fieldkit, args, message):
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
+def test_capacity_building_needs_from_the_command_line(fieldkit):
+    _, ref = add(fieldkit, "--need", "skills:Process controller training:Amatola Water", "--need", "funding:MIG top-up")
+    shown = json.loads(fieldkit("show", ref, "--json").stdout)
+    assert shown["needs"] == [
+        {"kind": "skills", "detail": "Process controller training", "support_from": "Amatola Water"},
+        {"kind": "funding", "detail": "MIG top-up", "support_from": ""},
+    ]
+    bad = fieldkit("edit", ref, "--need", "money")
+    assert bad.returncode == 2 and "KIND:DETAIL" in bad.stderr
+
+
 def test_a_bad_due_date_is_explained_and_nothing_is_saved(fieldkit):
     _, ref = add(fieldkit)
     result = fieldkit("action", ref, "Call the WSA", "--due", "31/12/2026")

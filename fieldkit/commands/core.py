@@ -44,6 +44,9 @@ def _issue_field_options(parser: argparse.ArgumentParser, editing: bool) -> None
     parser.add_argument("--lon", type=_number, help="longitude in decimal degrees (16 to 33)")
     parser.add_argument("--contact-name", help="community contact (personal information)")
     parser.add_argument("--contact-phone", help="community contact's phone (personal information)")
+    parser.add_argument("--need", action="append", type=_need, metavar="KIND:DETAIL[:SUPPORT FROM]",
+                        help="a capacity-building need, e.g. 'skills:Operator training:Amatola Water'; repeat for several"
+                        + ("; replaces the issue's list" if editing else ""))
     if editing:
         parser.add_argument("--title")
         parser.add_argument("--municipality")
@@ -56,8 +59,20 @@ ISSUE_OPTION_FIELDS = (
 )
 
 
+def _need(text: str) -> dict[str, str]:
+    kind, _, rest = text.partition(":")
+    detail, _, support = rest.partition(":")
+    if kind.strip().lower() not in model.NEED_KINDS or not detail.strip():
+        raise argparse.ArgumentTypeError(
+            f"a need is KIND:DETAIL[:SUPPORT FROM] with KIND one of {', '.join(model.NEED_KINDS)}, not '{text}'")
+    return {"kind": kind.strip().lower(), "detail": detail.strip(), "support_from": support.strip()}
+
+
 def _given_fields(args: argparse.Namespace) -> dict[str, Any]:
-    return {name: getattr(args, name) for name in ISSUE_OPTION_FIELDS if getattr(args, name, None) is not None}
+    fields = {name: getattr(args, name) for name in ISSUE_OPTION_FIELDS if getattr(args, name, None) is not None}
+    if getattr(args, "need", None):
+        fields["needs"] = args.need
+    return fields
 
 
 def register(commands: argparse._SubParsersAction) -> None:
