@@ -70,7 +70,6 @@ def row_from_values(issue_id: str, values: dict[str, Any]) -> IssueRow:
     muni = refdata.get(code) if code else None
     ward = values.get("ward")
     words = [
-        issue_id,
         values.get("ref", ""),
         values.get("title", ""),
         values.get("description", ""),
@@ -101,7 +100,7 @@ def row_from_values(issue_id: str, values: dict[str, Any]) -> IssueRow:
         lat=values.get("lat"),
         lon=values.get("lon"),
         deleted=bool(values.get("deleted")),
-        haystack=" ".join(w for w in words if w).lower(),
+        haystack=f' {" ".join(w for w in words if w).lower()} ',
     )
 
 
@@ -150,7 +149,15 @@ class IssueFilter:
 
     @property
     def words(self) -> list[str]:
-        return [w for w in self.text.lower().split() if w]
+        """The words to look for; "ward 12" stays one phrase, so it does not match ward 123."""
+        tokens = self.text.lower().split()
+        words: list[str] = []
+        for token in tokens:
+            if token.isdigit() and words and words[-1] == "ward":
+                words[-1] = f" ward {token} "
+            else:
+                words.append(token)
+        return words
 
     def is_empty(self) -> bool:
         return not (
@@ -179,7 +186,7 @@ def matches(row: IssueRow, question: IssueFilter) -> bool:
         return False
     if question.only_ids is not None and row.id not in question.only_ids:
         return False
-    return all(word in row.haystack for word in question.words)
+    return all(word in row.haystack or row.id.startswith(word) for word in question.words)
 
 
 def sort_key(name: str):
@@ -226,7 +233,7 @@ def filter_rows(rows: Iterable[IssueRow], question: IssueFilter) -> list[IssueRo
             continue
         if words:
             haystack = row.haystack
-            if not all(word in haystack for word in words):
+            if not all(word in haystack or row.id.startswith(word) for word in words):
                 continue
         append(row)
         if question.limit is not None and len(found) >= question.limit:

@@ -18,16 +18,23 @@ _last_ms = 0
 _last_rand = 0
 
 
-def new_id(now_ms: int | None = None) -> str:
-    """A UUIDv7 string; monotonic within one process even within a millisecond."""
+def new_id(now_ms: int | None = None, shard: str | None = None) -> str:
+    """A UUIDv7 string; monotonic within one process even within a millisecond.
+
+    ``shard`` fixes the last hex digit (the store shards records by it), so a
+    note can live beside its issue. Ids made in the same millisecond step by
+    sixteen, never in the last digit, so fixing it cannot make two ids equal.
+    """
     global _last_ms, _last_rand
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     if ms <= _last_ms:
         ms = _last_ms
-        rand = _last_rand + 1
+        rand = _last_rand + 16
     else:
         rand = int.from_bytes(os.urandom(10), "big") >> 6  # 74 random bits
     _last_ms, _last_rand = ms, rand
+    if shard is not None:
+        rand = (rand & ~0xF) | int(shard, 16)
     rand_a = (rand >> 62) & 0xFFF
     rand_b = rand & ((1 << 62) - 1)
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b

@@ -143,7 +143,7 @@ class Register:
     @staticmethod
     def _child_id(issue_id: str) -> str:
         """A new id for a note, action or status change, kept in the same shard as its issue."""
-        return new_id()[:-1] + issue_id[-1]
+        return new_id(shard=issue_id[-1])
 
     def _write(self, record_type: str, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Make, apply and save one local operation; returns the record's new values."""

@@ -110,3 +110,15 @@ def test_overdue_actions():
 
 def test_distance_between_two_points_on_one_street():
     assert 40 < model.distance_m(-32.9700, 27.8700, -32.9704, 27.8702) < 60
+
+
+def test_search_words_ward_numbers_and_id_prefixes():
+    from fieldkit.filters import IssueFilter, matches, row_from_values
+
+    issue_id = "01a22b63-c042-7ebf-8723-165934f1d9fa"
+    row = row_from_values(issue_id, {"municipality": "BUF", "ward": 123, "sector": "water", "title": "Burst main", "status": "new"})
+    assert matches(row, IssueFilter(text="ward 123"))
+    assert not matches(row, IssueFilter(text="ward 12"))
+    assert matches(row, IssueFilter(text="buffalo burst"))
+    assert matches(row, IssueFilter(text="01a22b63-c0"))
+    assert not matches(row, IssueFilter(text="165934f1"))  # ids match from their start only

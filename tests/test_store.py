@@ -47,6 +47,16 @@ def test_every_change_goes_to_the_outbox_with_its_field_stamps(register):
     assert [op["op_id"] for op in register.pending_ops()] == [ops[1]["op_id"]]
 
 
+def test_notes_and_actions_added_in_a_burst_are_all_kept(register):
+    issue = add(register, "Leak")
+    with register.store.transaction():
+        for n in range(50):
+            register.add_action(issue["id"], f"Action {n}")
+            register.add_note(issue["id"], f"Note {n}")
+    assert len(register.actions(issue["id"])) == 50 and len(register.notes(issue["id"])) == 50
+    assert {a["id"][-1] for a in register.actions(issue["id"])} == {issue["id"][-1]}
+
+
 def test_a_failed_transaction_leaves_nothing_behind(register):
     kept = add(register, "Kept")
     with pytest.raises(RuntimeError):

@@ -21,10 +21,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, payload: bytes) -> None:
-    """Replace ``path`` so that a crash leaves the old file or the new one, never half of one."""
+def atomic_write(path: Path, payload: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` so that a crash leaves the old file or the new one, never half of one.
+
+    The store's own files are private (0600); exports pass 0o666 so the user's umask decides.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         view = memoryview(payload)
         while view:
