@@ -56,10 +56,16 @@ def apply_op_in_place(state: dict[str, Any], op: dict[str, Any]) -> None:
             max_seen[name] = op_seen
         threshold = max_seen.get(name, ZERO)
         current = stamps.get(name)
+        if name not in rivals:
+            if current is None or (hlc > current and current <= threshold):
+                values[name], stamps[name], by[name] = owned(value), hlc, author  # the common case: no rival
+                continue
+            if current == hlc:
+                continue  # this operation again
         candidates = {c["hlc"]: c for c in rivals.get(name, ())}
         if current is not None:
             candidates[current] = {"value": values[name], "hlc": current, "author": by.get(name, "")}
-        candidates[hlc] = candidates.get(hlc) or {"value": copy.deepcopy(value), "hlc": hlc, "author": author}
+        candidates[hlc] = candidates.get(hlc) or {"value": owned(value), "hlc": hlc, "author": author}
         winner = candidates[max(candidates)]
         values[name], stamps[name], by[name] = winner["value"], winner["hlc"], winner["author"]
         losing = [c for stamp, c in sorted(candidates.items()) if stamp != winner["hlc"] and stamp > threshold]
@@ -67,6 +73,11 @@ def apply_op_in_place(state: dict[str, Any], op: dict[str, Any]) -> None:
             rivals[name] = losing
         else:
             rivals.pop(name, None)
+
+
+def owned(value: Any) -> Any:
+    """A value the state may keep: JSON lists and objects are copied, the rest are immutable."""
+    return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
 
 
 def apply_ops(state: dict[str, Any] | None, ops: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -172,8 +172,8 @@ class Register:
         values["updated_at"] = merge.stamp_time_iso(stamp)
         values["updated_by"] = by
         values["conflicts"] = len(merge.conflicts(state))
-        self.store.put(record_type, record_id, values)
-        self.store.put("merge", record_id, {"type": record_type, **state})
+        self.store.put(record_type, record_id, {k: merge.owned(v) for k, v in values.items()}, owned=True)
+        self.store.put("merge", record_id, {"type": record_type, **state}, owned=True)
         return values
 
     def _save_replica(self) -> None:

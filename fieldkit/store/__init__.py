@@ -30,7 +30,6 @@ from fieldkit.store.storage import (
     JournalTable,
     StoreCorrupt,
     StoreError,
-    document,
 )
 
 __all__ = ["Store", "StoreError", "StoreCorrupt", "default_home", "SHARDED", "SHARDS"]
@@ -107,25 +106,18 @@ class Store:
         found = self.storage.table(shard_name(name, doc_id)).get(doc_id)
         return copy.deepcopy(found) if found is not None else None
 
-    def put(self, name: str, doc_id: str, doc: dict[str, Any]) -> None:
-        """Store a whole document under its id (replacing what was there)."""
-        name = shard_name(name, doc_id)
-        table = self.table(name)
-        if doc_id in self.storage.table(name):
-            fresh = copy.deepcopy(doc)
+    def put(self, name: str, doc_id: str, doc: dict[str, Any], owned: bool = False) -> None:
+        """Store a whole document under its id (replacing what was there).
 
-            def replace(current: dict[str, Any]) -> None:
-                current.clear()
-                current.update(fresh)
-
-            table.update(replace, doc_ids=[doc_id])
-        else:
-            table.insert(document(copy.deepcopy(doc), doc_id))
+        ``owned`` says the caller made ``doc`` for the store and keeps no
+        reference to change later, so it is stored without copying.
+        """
+        self.table(shard_name(name, doc_id)).put(doc_id, doc if owned else copy.deepcopy(doc))
 
     def delete(self, name: str, doc_id: str) -> None:
         name = shard_name(name, doc_id)
         if doc_id in self.storage.table(name):
-            self.table(name).remove(doc_ids=[doc_id])
+            self.table(name).delete(doc_id)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -304,10 +304,16 @@ class JournalStorage(Storage):
         elif stat.st_size > self._offset:
             self._read_journal(from_offset=self._offset)
 
-    def _remember(self, name: str, doc_id: str, documents: dict[str, Any]) -> None:
+    def _remember(self, name: str, doc_id: str, documents: dict[str, Any], replacing: bool = False) -> None:
+        """Keep a document as it was before this transaction, to put back if it fails.
+
+        A document about to be replaced whole is kept as it is (nothing changes
+        it after); one about to be changed in place is copied first.
+        """
         key = (name, doc_id)
         if key not in self._before:
-            self._before[key] = copy.deepcopy(documents.get(doc_id))
+            old = documents.get(doc_id)
+            self._before[key] = old if replacing or old is None else copy.deepcopy(old)
 
     def stage(self, name: str, doc_ids: set[str]) -> None:
         """Record that these documents changed; they are written when the transaction commits."""
@@ -453,23 +459,23 @@ class _TrackedTable(MutableMapping):
         self._documents = storage.table(name)
         self.touched: set[str] = set()
 
-    def _touch(self, doc_id: str) -> None:
-        self._storage._remember(self._name, doc_id, self._documents)
+    def _touch(self, doc_id: str, replacing: bool) -> None:
+        self._storage._remember(self._name, doc_id, self._documents, replacing)
         self.touched.add(doc_id)
 
     def __getitem__(self, doc_id: str) -> Any:
         doc_id = str(doc_id)
-        self._touch(doc_id)
+        self._touch(doc_id, replacing=False)
         return self._documents[doc_id]
 
     def __setitem__(self, doc_id: str, doc: Any) -> None:
         doc_id = str(doc_id)
-        self._touch(doc_id)
+        self._touch(doc_id, replacing=True)
         self._documents[doc_id] = doc
 
     def __delitem__(self, doc_id: str) -> None:
         doc_id = str(doc_id)
-        self._touch(doc_id)
+        self._touch(doc_id, replacing=True)
         del self._documents[doc_id]
 
     def __contains__(self, doc_id: object) -> bool:
@@ -497,6 +503,13 @@ class JournalTable(Table):
 
     def _get_next_id(self) -> str:  # type: ignore[override]
         return new_id()
+
+    def put(self, doc_id: str, doc: dict[str, Any]) -> None:
+        """Store a whole document under its id, replacing any there (one tracked write, no scan)."""
+        self._update_table(lambda table: table.__setitem__(doc_id, doc))
+
+    def delete(self, doc_id: str) -> None:
+        self._update_table(lambda table: table.__delitem__(doc_id))
 
     def _update_table(self, updater) -> None:  # type: ignore[override]
         storage: JournalStorage = self._storage  # type: ignore[assignment]
