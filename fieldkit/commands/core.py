@@ -317,7 +317,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if issue.conflicts:
         lines += ["", "CONFLICTS (two people changed the same field; the value shown above won):"]
         for c in issue.conflicts:
-            lines.append(f"  {c.field}: {c.value!r} by {c.author} — resolve with `fieldkit edit`")
+            lines.append(f"  {c.field}: {c.value!r} by {c.author} — settle it with `fieldkit resolve`")
     if actions:
         lines += ["", "FOLLOW-UP ACTIONS"]
         for action in actions:

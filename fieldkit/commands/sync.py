@@ -1,0 +1,289 @@
+"""Commands for sync and the central store: sync, serve, user, conflicts, resolve.
+
+``fieldkit sync`` stays light: the server side (FastAPI, uvicorn) is imported
+only by ``serve`` and ``user``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from fieldkit.cli import CommandError
+
+RECORD_TYPES_WITH_CONFLICTS = ("issue", "note", "action", "status_change", "lesson")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("sync", help="send this laptop's changes to the central store and fetch everyone else's")
+    p.add_argument("--server", help="the central store's address, e.g. http://10.1.2.3:8765 (remembered after the first sync)")
+    p.add_argument("--token", help="your token from `fieldkit user add` (remembered, never shown)")
+    p.add_argument("--status", action="store_true", help="when this laptop last synced and what is waiting; sends nothing")
+    p.add_argument("--rejected", action="store_true", help="list the changes the central store refused, with its reasons")
+    p.add_argument("--retry-rejected", action="store_true", help="queue refused changes again (once the reason is dealt with), then sync")
+    p.set_defaults(handler=cmd_sync)
+
+    p = commands.add_parser("serve", help="run the central store that laptops sync with (HTTP API)")
+    _db_option(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for the network)")
+    p.add_argument("--port", type=int, default=8765, help="default 8765")
+    p.add_argument("--new-server-id", action="store_true",
+                   help="after restoring the database from a backup: every laptop then sends everything it holds again")
+    p.set_defaults(handler=cmd_serve)
+
+    p = commands.add_parser("user", help="accounts on the central store: add, list, revoke, new-token")
+    actions = p.add_subparsers(dest="user_action", metavar="ACTION", required=True)
+    a = actions.add_parser("add", help="make an account; prints its token once")
+    a.add_argument("name")
+    a.add_argument("--role", default="facilitator", choices=["facilitator", "coordinator", "admin"])
+    a.add_argument("--municipality", action="append", default=[], metavar="CODE", help="an MDB code such as EC121; repeat for more")
+    a.add_argument("--province", action="append", default=[], metavar="P", help="a province such as EC or 'Eastern Cape'; repeat for more")
+    _db_option(a)
+    a.set_defaults(handler=cmd_user_add)
+    a = actions.add_parser("list", help="list the accounts")
+    a.add_argument("--json", action="store_true")
+    _db_option(a)
+    a.set_defaults(handler=cmd_user_list)
+    a = actions.add_parser("revoke", help="stop an account's token working")
+    a.add_argument("name")
+    _db_option(a)
+    a.set_defaults(handler=cmd_user_revoke)
+    a = actions.add_parser("new-token", help="give an account a new token (the old one stops working); prints it once")
+    a.add_argument("name")
+    _db_option(a)
+    a.set_defaults(handler=cmd_user_new_token)
+
+    p = commands.add_parser("conflicts", help="records where two people changed the same field without seeing each other")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_conflicts)
+
+    p = commands.add_parser("resolve", help="settle a conflict on an issue: keep the value shown, or take the other one")
+    p.add_argument("issue", help="id, unique id prefix, or reference")
+    p.add_argument("field", help="the field in conflict, e.g. severity")
+    choice = p.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--keep", action="store_true", help="keep the value shown now")
+    choice.add_argument("--take-other", action="store_true", help="take the other value (the newest, if there are several)")
+    p.add_argument("--author", help="who is settling it")
+    p.set_defaults(handler=cmd_resolve)
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="the central store's database: postgresql://user@host/db, or a SQLite file "
+                                     "(default: $FIELDKIT_SERVER_DB, else server.sqlite3 in the data folder)")
+
+
+def _open(args: argparse.Namespace):
+    from fieldkit.register import Register
+
+    return Register.open(author=getattr(args, "author", None))
+
+
+# -- sync -------------------------------------------------------------------------------
+
+
+def _progress_printer():
+    if not sys.stderr.isatty():
+        return None
+
+    def show(progress) -> None:
+        end = "\n" if progress.phase == "done" else ""
+        sys.stderr.write(f"\r\033[K{progress.message}{end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from fieldkit.sync import describe_op, sync, sync_status
+
+    with _open(args) as register:
+        if args.status:
+            status = sync_status(register)
+            print(f"central store   {status['server'] or 'not set (fieldkit sync --server URL --token TOKEN)'}")
+            print(f"token           {'set' if register.sync_state().get('token') else 'not set'}")
+            print(f"last sync       {status['last_sync_at'] or 'never'}")
+            print(f"waiting         {status['waiting']} change{'s' if status['waiting'] != 1 else ''}")
+            print(f"refused         {status['rejected']} (`fieldkit sync --rejected` lists them)")
+            if status["last_error"]:
+                print(f"last problem    {status['last_error']} ({status['last_attempt_at']})")
+            return 0
+        if args.rejected:
+            entries = register.rejected_ops()
+            for entry in entries:
+                print(f"{describe_op(register, entry['op'])}: {entry['reason']}")
+            if not entries:
+                print("The central store has refused none of this laptop's changes.", file=sys.stderr)
+            return 0
+        if args.retry_rejected:
+            count = register.retry_rejected()
+            print(f"queued {count} refused change{'s' if count != 1 else ''} to be sent again", file=sys.stderr)
+        result = sync(register, server=args.server, token=args.token, progress=_progress_printer())
+    _print_result(result)
+    if not result.finished:
+        raise CommandError(result.error or "the sync did not finish")
+    return 0
+
+
+def _print_result(result) -> None:
+    for notice in result.notices:
+        print(notice)
+    if result.finished:
+        print(f"synced with {result.server}: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
+    elif result.sent or result.received:
+        print(f"before stopping: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
+    sections = (
+        (result.rejected, "refused by the central store (kept on this laptop, marked; `fieldkit sync --rejected` lists them):"),
+        (result.deferred, "waiting for records still on their way (sent again next time):"),
+    )
+    for entries, heading in sections:
+        if entries:
+            print(heading)
+            for what, reason in entries:
+                print(f"  {what}: {reason}")
+    if result.conflicts:
+        print("conflicts — two people changed the same field; the value kept is shown (`fieldkit resolve` settles them):")
+        for line in result.conflicts:
+            print(f"  {line}")
+
+
+# -- the central store ------------------------------------------------------------------
+
+
+def _database(args: argparse.Namespace):
+    from fieldkit.server.db import Database, DatabaseError
+
+    try:
+        database = Database(args.db)
+        database.migrate()
+    except DatabaseError as err:
+        raise CommandError(str(err)) from None
+    return database
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from fieldkit.server.app import CannotStart, serve
+    from fieldkit.server.db import DatabaseError
+
+    if not 0 < args.port < 65536:
+        raise CommandError(f"--port {args.port} is not a port number (1-65535)")
+    try:
+        serve(args.db, args.host, args.port, new_server_id=args.new_server_id)
+    except (CannotStart, DatabaseError) as err:
+        raise CommandError(str(err)) from None
+    return 0
+
+
+def _account_errors():
+    from fieldkit.server.accounts import AccountError
+    from fieldkit.server.db import DatabaseError
+
+    return (AccountError, DatabaseError)
+
+
+def _scope(user) -> str:
+    return f"{user.role}: {user.scope_text()}"
+
+
+def _show_token(account, verb: str, database) -> None:
+    print(f"{verb} account {account.user.name} ({_scope(account.user)}) on {database.describe()}.", file=sys.stderr)
+    print(f"Its token, shown only this once — give it to {account.user.name} for `fieldkit sync --token`:", file=sys.stderr)
+    print(account.token)
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from fieldkit.server.accounts import check_account
+
+    try:
+        user = check_account(args.name, args.role, args.municipality, args.province)
+        database = _database(args)
+        account = database.add_user(user)
+    except _account_errors() as err:
+        raise CommandError(str(err)) from None
+    _show_token(account, "added", database)
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    try:
+        users = _database(args).users()
+    except _account_errors() as err:
+        raise CommandError(str(err)) from None
+    if args.json:
+        print(json.dumps([
+            {"name": u.name, "role": u.role, "municipalities": list(u.municipalities), "provinces": list(u.provinces),
+             "revoked": u.revoked, "created_at": u.created_at}
+            for u in users
+        ], indent=1))
+        return 0
+    if not users:
+        print("No accounts yet: `fieldkit user add NAME --municipality CODE` makes one.", file=sys.stderr)
+        return 0
+    width = max(len(u.name) for u in users)
+    for u in users:
+        print(f"{u.name:<{width}}  {'REVOKED' if u.revoked else 'active '}  {_scope(u)}  (since {u.created_at[:10]})")
+    return 0
+
+
+def cmd_user_revoke(args: argparse.Namespace) -> int:
+    try:
+        _database(args).revoke_user(args.name)
+    except _account_errors() as err:
+        raise CommandError(str(err)) from None
+    print(f"revoked {args.name}: their token no longer works; their changes already synced are kept")
+    return 0
+
+
+def cmd_user_new_token(args: argparse.Namespace) -> int:
+    try:
+        database = _database(args)
+        account = database.new_token(args.name)
+    except _account_errors() as err:
+        raise CommandError(str(err)) from None
+    _show_token(account, "new token for", database)
+    return 0
+
+
+# -- conflicts ------------------------------------------------------------------------
+
+
+def cmd_conflicts(args: argparse.Namespace) -> int:
+    from fieldkit.sync import describe_conflict, record_label
+
+    found: list[dict[str, Any]] = []
+    with _open(args) as register:
+        for record_type in RECORD_TYPES_WITH_CONFLICTS:
+            for record_id, values in register.store.documents(record_type).items():
+                if not values.get("conflicts"):
+                    continue
+                for conflict in register.conflicts(record_id):
+                    found.append({
+                        "record": record_label(register, record_type, record_id), "id": record_id, "type": record_type,
+                        "field": conflict.field, "author": conflict.author, "stamp": conflict.stamp,
+                        "text": describe_conflict(register, record_type, record_id, conflict),
+                    })
+    if args.json:
+        print(json.dumps([{k: v for k, v in item.items() if k != "text"} for item in found], ensure_ascii=False, indent=1))
+        return 0
+    if not found:
+        print("No conflicts.", file=sys.stderr)
+        return 0
+    for item in found:
+        print(item["text"])
+    print(f"settle one with `fieldkit resolve ISSUE FIELD --keep` or `--take-other`", file=sys.stderr)
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    with _open(args) as register:
+        issue_id = register.resolve(args.issue)
+        conflicts = [c for c in register.conflicts(issue_id) if c.field == args.field]
+        if not conflicts:
+            raise CommandError(f"{args.issue} has no conflict on {args.field} (`fieldkit conflicts` lists them)")
+        value = register.issue_values(issue_id).get(args.field)
+        if args.take_other:
+            value = max(conflicts, key=lambda c: c.stamp).value
+        values = register.resolve_conflict(issue_id, args.field, value)
+    print(f"{values.get('ref', issue_id)}: {args.field} settled")
+    return 0

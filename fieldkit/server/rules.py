@@ -1,0 +1,137 @@
+"""What the central store checks before it applies an operation. Pure functions.
+
+An operation is *rejected* when it can never be applied as it is (malformed,
+a wrong value, outside the sender's area, stamped in the future) and
+*deferred* when it needs a record the store has not received yet (a note whose
+issue is still on its way); a deferred operation stays queued on the laptop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import orjson
+
+from fieldkit import merge, model, refdata
+from fieldkit.hlc import MAX_DRIFT_MS, wall_ms
+from fieldkit.ids import is_record_id
+from fieldkit.server.accounts import User
+
+CHILD_TYPES = ("note", "action", "status_change")
+REJECT = "reject"
+DEFER = "defer"
+
+LABELS = {"issue": "an issue", "note": "a note", "action": "a follow-up action", "status_change": "a status change", "lesson": "a lesson"}
+
+
+@dataclass(slots=True)
+class Record:
+    """A record as the central store keeps it: its merge state and where it belongs."""
+
+    record_id: str
+    type: str
+    issue_id: str | None
+    municipality: str | None
+    province: str | None
+    state: dict[str, Any]
+
+
+STAMP = re.compile(r"^[0-9]{16}:[0-9a-f]{4}:[A-Za-z0-9_-]{1,64}$")
+DEVICE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def op_problem(op: Any, now_ms: int) -> str | None:
+    """Why an operation can never be applied, looking at the operation alone; None when it is fine.
+
+    Beyond the merge rule's structural check, ids and stamps must be plain
+    ASCII of the agreed form (they go into indexed columns, and PostgreSQL
+    refuses a NUL in text), and the whole operation must be storable as JSON.
+    """
+    problem = merge.op_problem(op)
+    if problem:
+        return problem
+    if not DEVICE.match(op["device"]):
+        return "device must be letters, digits, - and _ only"
+    if CONTROL.search(op["author"]):
+        return "author must not contain control characters"
+    if not STAMP.match(op["hlc"]) or not all(isinstance(s, str) and STAMP.match(s) for s in op["seen"].values()):
+        return "clock stamps must be of the form 0000000000000000:0000:device"
+    issue_id = op["fields"].get("issue_id")
+    if issue_id is not None and op["type"] in CHILD_TYPES and not (isinstance(issue_id, str) and is_record_id(issue_id)):
+        return f"issue_id {issue_id!r} is not an issue's id"
+    try:
+        orjson.dumps(op)
+    except orjson.JSONEncodeError as err:
+        return f"the operation cannot be stored: {err}"
+    if wall_ms(op["hlc"]) > now_ms + MAX_DRIFT_MS:
+        stamped = datetime.fromtimestamp(wall_ms(op["hlc"]) / 1000, tz=timezone.utc)
+        now = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
+        return (
+            f"this change is stamped {stamped:%Y-%m-%d %H:%M} UTC, more than a day ahead of the central store's clock "
+            f"({now:%Y-%m-%d %H:%M} UTC): correct the laptop's date and time; the change stays on the laptop"
+        )
+    for name, value in op["fields"].items():
+        message = model.check_field(op["type"], name, value)
+        if message:
+            return message
+    return None
+
+
+def out_of_scope(user: User, municipality: str) -> str:
+    muni = refdata.get(municipality)
+    where = f"{municipality} ({muni.current_name})" if muni else municipality
+    return f"the account {user.name} does not cover {where}; it covers {user.scope_text()}"
+
+
+def judge(user: User, op: dict[str, Any], record: Record | None, find: Callable[[str], Record | None]) -> tuple[str, str] | None:
+    """Whether this user may apply this operation to this record: None, or (REJECT|DEFER, reason).
+
+    ``find`` looks up another record (a child's issue) by id.
+    """
+    kind, fields = op["type"], op["fields"]
+    if record is not None and record.type != kind:
+        return REJECT, f"record {op['id']} is {LABELS[record.type]}, not {LABELS[kind]}"
+    if kind == "lesson":
+        return None
+    if kind == "issue":
+        moving_to = fields.get("municipality")
+        if record is None and not moving_to:
+            return DEFER, "waiting for the first version of this issue, which has not reached the central store yet"
+        for code in (record.municipality if record else None, moving_to):
+            if code and not user.covers(code):
+                return REJECT, out_of_scope(user, code)
+        return None
+    if record is not None and record.municipality and not user.covers(record.municipality):
+        return REJECT, out_of_scope(user, record.municipality)
+    issue_id = fields.get("issue_id")
+    if record is None and not issue_id:
+        return DEFER, f"waiting for the first version of this {kind.replace('_', ' ')}, which has not reached the central store yet"
+    if issue_id and (record is None or issue_id != record.issue_id):
+        issue = find(issue_id)
+        if issue is None:
+            return DEFER, "waiting for its issue, which has not reached the central store yet"
+        if issue.type != "issue":
+            return REJECT, f"{issue_id} is {LABELS[issue.type]}, not an issue"
+        if not user.covers(issue.municipality):
+            return REJECT, out_of_scope(user, issue.municipality or "")
+    return None
+
+
+def place(record: Record, find: Callable[[str], Record | None]) -> None:
+    """Set where a record belongs from its current values: an issue by its municipality, a child by its issue's."""
+    values = record.state["values"]
+    if record.type == "issue":
+        record.municipality = values.get("municipality") or record.municipality
+        muni = refdata.get(record.municipality or "")
+        record.province = muni.province if muni else None
+    elif record.type == "lesson":
+        record.issue_id, record.municipality, record.province = None, None, None
+    else:
+        record.issue_id = values.get("issue_id") or record.issue_id
+        issue = find(record.issue_id) if record.issue_id else None
+        if issue is not None:
+            record.municipality, record.province = issue.municipality, issue.province
