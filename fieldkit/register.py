@@ -24,6 +24,10 @@ from fieldkit.store.index import IssueIndex, render_rows
 CHILD_TYPES = ("note", "action", "status_change")
 
 
+def _copied(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: merge.owned(value) for name, value in values.items()}
+
+
 class NotFound(LookupError):
     pass
 
@@ -165,16 +169,21 @@ class Register:
             self._save_replica()
         return values
 
-    def _save_state(self, record_type: str, record_id: str, state: dict[str, Any]) -> dict[str, Any]:
+    def _save_state(self, record_type: str, record_id: str, state: dict[str, Any], shared: bool = False) -> dict[str, Any]:
+        """Save a record's values (derived from its merge state) and the state itself.
+
+        The values are copied unless ``shared``: a pulled page's values are
+        handed to nobody, so they may share lists with the stored merge state.
+        """
         stamp, by = merge.last_change(state)
         values = dict(state["values"])
         values["id"] = record_id
         values["updated_at"] = merge.stamp_time_iso(stamp)
         values["updated_by"] = by
         values["conflicts"] = len(merge.conflicts(state))
-        self.store.put(record_type, record_id, {k: merge.owned(v) for k, v in values.items()}, owned=True)
+        self.store.put(record_type, record_id, values if shared else _copied(values), owned=True)
         self.store.put("merge", record_id, {"type": record_type, **state}, owned=True)
-        return values
+        return values if shared else _copied(values)
 
     def _save_replica(self) -> None:
         self.store.set_local(
@@ -490,7 +499,7 @@ class Register:
                 count += 1
             for record_id, state in states.items():
                 record_type = state.pop("type")
-                self._save_state(record_type, record_id, state)
+                self._save_state(record_type, record_id, state, shared=True)
             if sync_state is not None:
                 self.store.set_local("sync", sync_state)
             self._save_replica()

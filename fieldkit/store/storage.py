@@ -315,6 +315,21 @@ class JournalStorage(Storage):
             old = documents.get(doc_id)
             self._before[key] = old if replacing or old is None else copy.deepcopy(old)
 
+    def write_document(self, name: str, doc_id: str, doc: dict[str, Any] | None) -> None:
+        """Replace (or with None remove) one document: the fast path for whole-document writes."""
+        if self._depth == 0:
+            with self.transaction():
+                self.write_document(name, doc_id, doc)
+            return
+        documents = self.table(name)
+        self._remember(name, doc_id, documents, replacing=True)
+        if doc is None:
+            documents.pop(doc_id, None)
+        else:
+            documents[doc_id] = doc
+        self._staged.setdefault(name, {})[doc_id] = doc
+        self._names.add(name)
+
     def stage(self, name: str, doc_ids: set[str]) -> None:
         """Record that these documents changed; they are written when the transaction commits."""
         documents = self.table(name)
@@ -506,10 +521,12 @@ class JournalTable(Table):
 
     def put(self, doc_id: str, doc: dict[str, Any]) -> None:
         """Store a whole document under its id, replacing any there (one tracked write, no scan)."""
-        self._update_table(lambda table: table.__setitem__(doc_id, doc))
+        self._storage.write_document(self.name, doc_id, doc)  # type: ignore[attr-defined]
+        self.clear_cache()
 
     def delete(self, doc_id: str) -> None:
-        self._update_table(lambda table: table.__delitem__(doc_id))
+        self._storage.write_document(self.name, doc_id, None)  # type: ignore[attr-defined]
+        self.clear_cache()
 
     def _update_table(self, updater) -> None:  # type: ignore[override]
         storage: JournalStorage = self._storage  # type: ignore[assignment]
