@@ -149,8 +149,13 @@ class Register:
         """A new id for a note, action or status change, kept in the same shard as its issue."""
         return new_id(shard=issue_id[-1])
 
-    def _write(self, record_type: str, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Make, apply and save one local operation; returns the record's new values."""
+    def _write(self, record_type: str, record_id: str, fields: dict[str, Any],
+               seen: dict[str, str] | None = None) -> dict[str, Any]:
+        """Make, apply and save one local operation; returns the record's new values.
+
+        ``seen`` defaults to the stamps of the values on this laptop now: the
+        author saw what the register shows.
+        """
         state = self._state(record_id)
         stamps = state["stamps"] if state else {}
         op = {
@@ -161,7 +166,7 @@ class Register:
             "author": self.author,
             "hlc": self.clock.tick(),
             "fields": fields,
-            "seen": {name: stamps[name] for name in fields if name in stamps},
+            "seen": seen if seen is not None else {name: stamps[name] for name in fields if name in stamps},
         }
         with self.store.transaction():
             values = self._save_state(record_type, record_id, merge.apply_op(state, op))
@@ -292,21 +297,7 @@ class Register:
             raise model.ValidationError({field: problem})
         rivals = state["rivals"].get(field, [])
         newest_seen = max([state["stamps"].get(field, ZERO), *(r["hlc"] for r in rivals)])
-        op = {
-            "op_id": new_id(),
-            "type": record_type,
-            "id": record_id,
-            "device": self.device_id,
-            "author": self.author,
-            "hlc": self.clock.tick(),
-            "fields": {field: value},
-            "seen": {field: newest_seen},
-        }
-        with self.store.transaction():
-            values = self._save_state(record_type, record_id, merge.apply_op(state, op))
-            self.store.put("outbox", op["op_id"], {"op": op, "state": "pending", "reason": ""})
-            self._save_replica()
-        return values
+        return self._write(record_type, record_id, {field: value}, seen={field: newest_seen})
 
     def delete_issue(self, issue_id: str) -> dict[str, Any]:
         """A tombstone: the issue is hidden everywhere once synced, and its history is kept."""
