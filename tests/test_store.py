@@ -194,3 +194,27 @@ def test_saving_one_edit_appends_a_short_line_instead_of_rewriting(home):
         register.edit_issue(first["id"], {"severity": "high"})
         assert (home / "journal.log").stat().st_size < 4000
         assert {p: p.stat().st_mtime_ns for p in (home / "tables").iterdir()} == sizes
+
+
+def test_a_same_field_conflict_is_kept_until_resolved(tmp_path):
+    """Two laptops change one field offline: both end on the same value, the other kept as a conflict."""
+    thandi = Register.open(tmp_path / "thandi", author="Thandi")
+    sipho = Register.open(tmp_path / "sipho", author="Sipho")
+    issue = add(thandi, "Leak at the clinic")
+    sipho.apply_remote(thandi.pending_ops())
+    thandi.edit_issue(issue["id"], {"severity": "high"})
+    sipho.edit_issue(issue["id"], {"severity": "critical", "ward": 4})
+    thandi_ops, sipho_ops = thandi.pending_ops(), sipho.pending_ops()
+    thandi.apply_remote(sipho_ops)
+    sipho.apply_remote(thandi_ops)
+    for laptop in (thandi, sipho):
+        shown = laptop.issue(issue["id"])
+        assert (shown["severity"], shown["ward"]) == (sipho.issue(issue["id"])["severity"], 4)
+        assert [(c.field, c.author) for c in shown.conflicts] == [
+            ("severity", "Thandi" if shown["severity"] == "critical" else "Sipho")]
+    thandi.resolve_conflict(issue["id"], "severity", "high")
+    sipho.apply_remote(thandi.pending_ops())
+    for laptop in (thandi, sipho):
+        assert laptop.issue(issue["id"])["severity"] == "high" and laptop.issue(issue["id"]).conflicts == []
+    thandi.close()
+    sipho.close()
