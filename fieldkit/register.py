@@ -8,6 +8,7 @@ outbox and this replica's clock together, so a crash keeps all or none.
 
 from __future__ import annotations
 
+import gc
 import getpass
 import os
 from dataclasses import dataclass
@@ -126,6 +127,7 @@ class Register:
                 else:
                     documents.update(storage.table(table))
             self._index = IssueIndex(documents, b"\n".join(rows) if rows else None)
+            gc.freeze()  # long-lived rows: keep full collections from walking them mid-lookup
         return self._index
 
     def _changed(self, table: str, record_id: str, values: dict[str, Any] | None) -> None:
