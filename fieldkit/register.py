@@ -413,7 +413,8 @@ class Register:
     def overdue_actions(self, today: date | None = None) -> list[dict[str, Any]]:
         day = today or date.today()
         overdue = [a for a in self.all_actions() if model.is_overdue(a, day)]
-        live = {i for i in {a["issue_id"] for a in overdue} if (row := self.index.get(i)) is not None and not row.deleted}
+        rows = self.index.get_many(a["issue_id"] for a in overdue)
+        live = {i for i, row in rows.items() if not row.deleted}
         found = [a for a in overdue if a.get("issue_id") in live]
         return sorted(found, key=lambda a: (a["due"], a["id"]))
 

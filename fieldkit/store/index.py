@@ -222,6 +222,22 @@ class IssueIndex:
                 return row
         return None
 
+    def get_many(self, issue_ids: Iterable[str]) -> dict[str, IssueRow]:
+        """Rows for many ids at once: one pass over the register file instead of one search an id."""
+        wanted = set(issue_ids)
+        if self._rows is not None:
+            return {i: self._rows[i] for i in wanted if i in self._rows}
+        assert self._lines is not None
+        changed = self._lines.changed
+        keys = {i.encode("ascii") for i in wanted if i not in changed and i.isascii()}
+        found = {}
+        for line in self._lines.all_lines():
+            if line[:36] in keys:
+                row = row_from_line(line.decode("utf-8"))
+                found[row.id] = row
+        found.update((i, r) for i, r in changed.items() if i in wanted and r is not None)
+        return found
+
     def __contains__(self, issue_id: object) -> bool:
         return isinstance(issue_id, str) and self.get(issue_id) is not None
 

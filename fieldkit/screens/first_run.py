@@ -1,0 +1,114 @@
+"""The first start on a laptop: who is working, which municipalities they cover, and an optional demo.
+
+Asked once: the answers are kept in the register's settings, and the name is
+what every change is signed with.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, LoadingIndicator, Static
+
+from fieldkit import refdata
+from fieldkit.register import Register
+from fieldkit.widgets.municipality_picker import MunicipalityPicker
+from fieldkit.widgets.field_input import FieldInput
+
+DEMO_ISSUES = 240
+
+
+def demo_municipalities(codes: list[str]) -> list[str]:
+    """Where demo issues go: districts stand for the local municipalities inside them."""
+    chosen: list[str] = []
+    for code in codes:
+        muni = refdata.get(code)
+        if muni is None:
+            continue
+        if muni.category == "C":
+            chosen += [m.code for m in refdata.in_district(code) if m.category == "B"]
+        else:
+            chosen.append(code)
+    return chosen
+
+
+def settle_in(register: Register, name: str, municipalities: list[str], demo: bool) -> None:
+    """Keep the answers, and fill the register with a demo if asked (a few seconds)."""
+    register.save_settings(name=name, municipalities=municipalities)
+    if demo:
+        from fieldkit.demo import load_demo
+
+        load_demo(register, issues=DEMO_ISSUES, municipalities=demo_municipalities(municipalities) or None)
+    register.save_settings(first_run_done=True)
+
+
+class FirstRunScreen(Screen):
+    CSS_PATH = "first_run.tcss"
+    BINDING_GROUP_TITLE = "Welcome"
+    FORM = True
+    AUTO_FOCUS = "#name"
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start", tooltip="Keep these answers and open the dashboard.", id="first-run-start"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="welcome"):
+            yield Static(
+                "[b]Welcome to fieldkit.[/b] Two questions, asked only this once; "
+                "you can sign every change with your name and see your municipalities first.",
+                id="intro",
+            )
+            yield Label("Your name (signs every change you make)")
+            yield FieldInput(id="name", placeholder="e.g. Thandi Mokoena", compact=True)
+            yield Static("", id="name-problem", classes="problem")
+            yield Label("Municipalities you cover: type a name or code, enter adds it (or takes it out)")
+            yield MunicipalityPicker(multiple=True, compact=True, id="my-municipalities")
+            yield Checkbox(f"Load a demo register ({DEMO_ISSUES} made-up issues in my municipalities) to learn the app",
+                           value=True, id="demo")
+            with Horizontal(id="buttons"):
+                yield Button("Start (ctrl+s)", id="start", variant="primary")
+            with Vertical(id="working"):
+                yield LoadingIndicator()
+                yield Static("Making the demo register…", id="working-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Welcome"
+        self.query_one("#working").display = False
+
+    @on(Input.Submitted, "#name")
+    def _next(self) -> None:
+        self.query_one(MunicipalityPicker).focus()
+
+    def action_start(self) -> None:
+        name = self.query_one("#name", Input).value.strip()
+        problem = self.query_one("#name-problem", Static)
+        if not name:
+            problem.update("Your name is needed: it signs every change you make")
+            problem.display = True
+            self.query_one("#name", Input).focus()
+            return
+        problem.display = False
+        picker = self.query_one(MunicipalityPicker)
+        picker.commit()
+        municipalities = list(picker.values)
+        demo = self.query_one("#demo", Checkbox).value
+        self.query_one("#working").display = demo
+        self.query_one("#start", Button).disabled = True
+        self.app.write(lambda r: settle_in(r, name, municipalities, demo), self._done, self._failed)
+
+    def _done(self, _result: object) -> None:
+        self.dismiss()
+
+    def _failed(self, err: Exception) -> None:
+        self.query_one("#working").display = False
+        self.query_one("#start", Button).disabled = False
+        self.app.show_problem(err)
+
+    @on(Button.Pressed, "#start")
+    def _pressed(self) -> None:
+        self.action_start()

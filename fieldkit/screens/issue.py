@@ -1,0 +1,283 @@
+"""One issue: every field, its timeline, its follow-up actions, and any disagreement sync found.
+
+From here the facilitator changes the status (with a note when escalating or
+closing), adds notes and actions, ticks actions off, and settles conflicts by
+choosing which value stands.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from fieldkit import model, refdata
+from fieldkit.register import Register, TimelineEntry
+from fieldkit.screens.dialogs import ActionScreen, ChoiceScreen, NoteScreen, StatusScreen
+from fieldkit.widgets.register_list import SEVERITY_LABELS, UNSYNCED_MARK
+
+TIMELINE_LABELS = {
+    "created": "captured",
+    "status": "status",
+    "note": "note",
+    "action": "action",
+    "action_done": "done",
+}
+
+
+def local_time(stamp: str) -> str:
+    """A stored UTC time as the laptop's local time, to the minute."""
+    if not stamp:
+        return ""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if moment.tzinfo is not None:
+        moment = moment.astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def ask_status(app: App, issue_id: str) -> None:
+    """Ask where the issue goes next and why, then save it (used by the register list too)."""
+    values = app.read(lambda r: r.issue_values(issue_id))
+    ref = values.get("ref", "")
+
+    def chosen(answer: tuple[str, str] | None) -> None:
+        if answer is None:
+            return
+        status, note = answer
+        app.write(lambda r: r.change_status(issue_id, status, note or None),
+                  lambda _v: app.notify(f"{ref} is now {model.STATUSES[status].lower()}.", timeout=3))
+
+    app.push_screen(StatusScreen(values.get("status", "new"), ref), chosen)
+
+
+def ask_action(app: App, issue_id: str) -> None:
+    """Ask what must happen, who and by when, then save the follow-up action."""
+    ref = app.read(lambda r: r.issue_values(issue_id)).get("ref", "")
+
+    def chosen(answer: dict[str, Any] | None) -> None:
+        if answer is None:
+            return
+        app.write(lambda r: r.add_action(issue_id, answer["text"], answer["owner"], answer["due"]),
+                  lambda _v: app.notify(f"Follow-up action added to {ref}.", timeout=3))
+
+    app.push_screen(ActionScreen(app.today()), chosen)
+
+
+def field_table(values: dict[str, Any], unsynced: bool) -> Table:
+    """Every field of the issue, in the order of the capture form; empty ones left out."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", ratio=1)
+
+    def add(label: str, value: Any) -> None:
+        if value not in (None, "", []):
+            table.add_row(label, Text(str(value)))
+
+    code = values.get("municipality", "")
+    muni = refdata.get(code) if code else None
+    add("Status", model.STATUSES.get(values.get("status", ""), values.get("status")))
+    add("Severity", SEVERITY_LABELS.get(values.get("severity", ""), values.get("severity")).strip())
+    add("Municipality", f"{code} {muni.current_name} ({muni.province_name}, {muni.kind})" if muni else code)
+    if values.get("sector") in ("water", "sanitation") and code:
+        add("Water authority", refdata.water_services_authority(code)[1])
+    add("Ward", values.get("ward"))
+    add("Sector", model.sector_label(values.get("sector")))
+    add("Category", model.category_label(values.get("sector"), values.get("category")))
+    add("Description", values.get("description"))
+    add("Location", values.get("address"))
+    if values.get("lat") is not None:
+        add("Coordinates", f"{values.get('lat')}, {values.get('lon')}")
+    add("Responsible", values.get("responsible"))
+    add("Source", model.SOURCES.get(values.get("source", ""), values.get("source")))
+    add("Source detail", values.get("source_detail"))
+    add("Commitment", values.get("commitment"))
+    add("Contact", " · ".join(v for v in (values.get("contact_name"), values.get("contact_phone")) if v))
+    for need in values.get("needs") or []:
+        support = f" (from {need['support_from']})" if need.get("support_from") else ""
+        add("Needs", f"{model.NEED_KINDS.get(need.get('kind', ''), need.get('kind'))}: {need.get('detail', '')}{support}")
+    add("Captured", f"{local_time(values.get('created_at', ''))} by {values.get('created_by', '')}")
+    add("Last change", f"{local_time(values.get('updated_at', ''))} by {values.get('updated_by', '')}")
+    if unsynced:
+        add("Sync", f"{UNSYNCED_MARK} changes not yet sent to the central server")
+    return table
+
+
+def timeline_table(entries: list[TimelineEntry]) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column("when", no_wrap=True, style="dim")
+    table.add_column("what", no_wrap=True, style="bold")
+    table.add_column("who", no_wrap=True)
+    table.add_column("text", ratio=1)
+    for entry in entries:
+        table.add_row(local_time(entry.at), TIMELINE_LABELS.get(entry.kind, entry.kind), entry.author, Text(entry.text))
+    return table
+
+
+def action_line(action: dict[str, Any], today: date) -> Text:
+    """An action as a line: ticked or not, due date, LATE when overdue (in words, not only colour)."""
+    line = Text()
+    if action.get("done"):
+        line.append("[x] ", style="bold")
+    else:
+        line.append("[ ] ", style="bold")
+    if model.is_overdue(action, today):
+        late = (today - date.fromisoformat(action["due"])).days
+        line.append(f"OVERDUE {late}d ", style="bold reverse")
+    if action.get("due"):
+        line.append(f"due {action['due']}  ")
+    line.append(action.get("text", ""))
+    if action.get("owner"):
+        line.append(f" — {action['owner']}", style="italic")
+    if action.get("done"):
+        line.append(f"  (done {local_time(action.get('done_at', ''))[:10]} by {action.get('done_by', '')})", style="dim")
+    return line
+
+
+class IssueScreen(Screen):
+    CSS_PATH = "issue.tcss"
+    BINDING_GROUP_TITLE = "Issue"
+    AUTO_FOCUS = "#body"
+    BINDINGS = [
+        Binding("e", "edit", "Edit", tooltip="Change the issue's fields.", id="issue-edit"),
+        Binding("s", "status", "Status", tooltip="Change the status (say why when escalating or closing).", id="issue-status"),
+        Binding("N", "note", "Note", tooltip="Add a note to the timeline.", id="issue-note"),
+        Binding("a", "add_action", "Action", tooltip="Add a follow-up action with owner and due date.", id="issue-action"),
+        Binding("x", "toggle_action", "Done", tooltip="Tick off (or un-tick) the highlighted follow-up action.", id="issue-action-done"),
+        Binding("escape", "back", "Back", tooltip="Back to where you came from.", id="issue-back"),
+    ]
+
+    def __init__(self, issue_id: str) -> None:
+        super().__init__()
+        self.issue_id = issue_id
+        self.issue: model.Issue | None = None
+        self.actions: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="conflicts-box"):
+            yield Label("Disagreements found by sync — tab here, enter chooses which value stands", classes="section")
+            yield OptionList(id="conflicts")
+        with VerticalScroll(id="body"):
+            yield Static("", id="issue-title")
+            yield Static("", id="issue-fields")
+            yield Label("Timeline", classes="section")
+            yield Static("", id="timeline")
+        with Vertical(id="actions-box"):
+            yield Label("Follow-up actions — a adds, x ticks off the highlighted one (tab to choose)", classes="section")
+            yield OptionList(id="actions")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.register_changed.subscribe(self, lambda _ids: self.load())
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_bindings()  # a form on top had the letter keys switched off
+
+    def load(self) -> None:
+        """Read the issue afresh: it is in memory, so this is quick enough for the interface thread."""
+        issue_id = self.issue_id
+
+        def read(register: Register):
+            return register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id), issue_id in self.app.unsynced
+
+        self._show(*self.app.read(read))
+
+    def _show(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], unsynced: bool) -> None:
+        self.issue, self.actions = issue, actions
+        values = issue.values
+        self.sub_title = f"Issue {issue.ref}"
+        title = Text()
+        title.append(f"{issue.ref}  ", style="bold")
+        title.append(values.get("title", ""), style="bold")
+        if values.get("deleted"):
+            title.append("  (deleted)", style="italic")
+        self.query_one("#issue-title", Static).update(title)
+        self.query_one("#issue-fields", Static).update(field_table(values, unsynced))
+        self._show_conflicts(issue)
+        today = self.app.today()
+        actions_list = self.query_one("#actions", OptionList)
+        highlighted = actions_list.highlighted
+        actions_list.clear_options()
+        if actions:
+            actions_list.add_options([Option(action_line(a, today), id=a["id"]) for a in actions])
+            actions_list.highlighted = min(highlighted or 0, len(actions) - 1)
+        else:
+            actions_list.add_option(Option("No follow-up actions yet.", disabled=True))
+        self.query_one("#timeline", Static).update(timeline_table(timeline))
+
+    def _show_conflicts(self, issue: model.Issue) -> None:
+        conflicts = self.query_one("#conflicts", OptionList)
+        conflicts.clear_options()
+        for number, conflict in enumerate(issue.conflicts):
+            ours = issue.values.get(conflict.field)
+            conflicts.add_option(Option(
+                f"{conflict.field}: now “{ours}” (by {issue.updated_by}) — also “{conflict.value}” (by {conflict.author})",
+                id=str(number),
+            ))
+        if issue.conflicts:
+            conflicts.highlighted = 0
+        self.query_one("#conflicts-box").display = bool(issue.conflicts)
+
+    @on(OptionList.OptionSelected, "#conflicts")
+    def _settle(self, event: OptionList.OptionSelected) -> None:
+        assert self.issue is not None
+        conflict = self.issue.conflicts[int(event.option.id or 0)]
+        ours = self.issue.values.get(conflict.field)
+        choices = [("ours", f"Keep “{ours}”"), ("theirs", f"Take “{conflict.value}” ({conflict.author})")]
+
+        def chosen(answer: str | None) -> None:
+            if answer is None:
+                return
+            value = ours if answer == "ours" else conflict.value
+            self.app.write(lambda r: r.resolve_conflict(self.issue_id, conflict.field, value),
+                           lambda _v: self.notify(f"{conflict.field} settled.", timeout=3))
+
+        self.app.push_screen(ChoiceScreen(f"Which {conflict.field} stands?", choices), chosen)
+
+    @on(OptionList.OptionSelected, "#actions")
+    def _action_selected(self) -> None:
+        self.action_toggle_action()
+
+    def action_toggle_action(self) -> None:
+        actions_list = self.query_one("#actions", OptionList)
+        if not self.actions or actions_list.highlighted is None:
+            self.notify("No follow-up action is highlighted: tab to the actions list first.", severity="warning")
+            return
+        action = self.actions[actions_list.highlighted]
+        done = not action.get("done")
+        self.app.write(lambda r: r.set_action_done(action["id"], done),
+                       lambda _v: self.notify("Action ticked off." if done else "Action open again.", timeout=3))
+
+    def action_edit(self) -> None:
+        self.app.open_capture(issue_id=self.issue_id)
+
+    def action_status(self) -> None:
+        ask_status(self.app, self.issue_id)
+
+    def action_add_action(self) -> None:
+        ask_action(self.app, self.issue_id)
+
+    def action_note(self) -> None:
+        issue_id = self.issue_id
+
+        def written(text: str | None) -> None:
+            if text:
+                self.app.write(lambda r: r.add_note(issue_id, text), lambda _v: self.notify("Note added.", timeout=3))
+
+        self.app.push_screen(NoteScreen(), written)
+
+    def action_back(self) -> None:
+        self.dismiss()

@@ -1,0 +1,1 @@
+"""Reusable widgets: the virtual register list, the municipality picker, the weekly chart."""

@@ -1,0 +1,32 @@
+"""A text box that keeps fast typing in order, so a burst of keys never lands in the wrong field.
+
+Textual hands a printable key straight to the focused box, but ``enter`` takes
+a longer road (up through the containers to the key bindings). On a busy
+laptop, typing "mbhashe⏎⇥7" quickly let the "7" reach the municipality box
+before the enter had chosen the municipality (seen in tmux, two runs in
+three). So here ``enter`` is handled in turn with the typing, where it was
+pressed; and a letter that reaches this box after focus has moved on (enter
+moves to the next field a moment later) goes to where focus is now. ``tab``
+is a priority key of the app for the same reason: it moves focus before the
+next key is handed out.
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.widgets import Input
+
+
+class FieldInput(Input):
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            await self.action_submit()
+            return
+        focused = self.screen.focused if self.is_attached else None
+        if event.is_printable and focused is not None and focused is not self:
+            event.stop()
+            event.prevent_default()
+            focused.post_message(events.Key(event.key, event.character))
+        # Anything else: Input's own key handler runs next (Textual calls each class's handler in turn).
