@@ -39,9 +39,18 @@ def render_rows(documents: dict[str, dict[str, Any]]) -> bytes:
     return "\n".join(row_to_line(row_from_values(i, v)) for i, v in documents.items()).encode("utf-8")
 
 
+#: A question part matching at most this many rows is answered from its own index, not a pass.
+FEW = 800
+FACET_FILTERS = ("status", "sector", "severity", "municipality", "province")
+FACETS = (*FACET_FILTERS, "deleted")
+
+
+def _chosen(question: IssueFilter) -> tuple[frozenset[str], ...]:
+    return (question.statuses, question.sectors, question.severities, question.municipalities, question.provinces)
+
+
 def _facet_values(question: IssueFilter) -> list[frozenset[str]]:
-    chosen = (question.statuses, question.sectors, question.severities, question.municipalities, question.provinces)
-    return [values for values in chosen if values]
+    return [values for values in _chosen(question) if values]
 
 
 Pass = Callable[[Iterable[IssueRow]], list[IssueRow]]
@@ -76,6 +85,21 @@ def _passes(question: IssueFilter) -> list[Pass]:
     if not question.include_deleted:
         passes.append(lambda rows: [r for r in rows if not r.deleted])
     return passes
+
+
+def _in_memory_order(rows: dict[str, IssueRow]) -> dict[str, IssueRow]:
+    """The rows made again newest first, so the register's usual order walks memory in order.
+
+    A pass over 100,000 rows in allocation order takes about 21 ms; in the order
+    the register files happen to hold them, about 50 ms (cache misses).
+    """
+    newest_first = sorted(rows.values(), key=sort_key("updated"), reverse=True)
+    return {row.id: IssueRow(*(_fresh(getattr(row, f)) for f in IssueRow.__slots__)) for row in newest_first}
+
+
+def _fresh(value: Any) -> Any:
+    """A new copy of a string (so it sits beside its row in memory); other values as they are."""
+    return "".join((value[:1], value[1:])) if isinstance(value, str) and len(value) > 1 else value
 
 
 class _Lines:
@@ -118,14 +142,20 @@ class IssueIndex:
         self._lines: _Lines | None = None
         self._rows: dict[str, IssueRow] | None = None
         if rows is None:
-            self._rows = {i: row_from_values(i, v) for i, v in documents.items() if v is not None}
+            self._rows = _in_memory_order({i: row_from_values(i, v) for i, v in documents.items() if v is not None})
         else:
             changed = {i: (row_from_values(i, v) if v is not None else None) for i, v in documents.items()}
             self._lines = _Lines(rows, changed)
         self._reset_structures()
 
     def _reset_structures(self) -> None:
-        self._orders: dict[str, list[IssueRow]] = {}  # ascending; descending reads them reversed
+        self._orders: dict[str, list[IssueRow]] = {}  # ascending, kept current on each edit
+        self._descending: dict[str, list[IssueRow]] = {}  # reversed copies, made again after an edit
+        self._facets: dict[str, dict[str, set[str]]] | None = None
+        self._text: str | None = None
+        self._text_starts: list[int] = []
+        self._text_ids: list[str] = []
+        self._text_stale: set[str] = set()
         self._sorted_ids: list[str] | None = None
         self._by_ref: dict[str, str] | None = None
 
@@ -134,7 +164,7 @@ class IssueIndex:
         """Every live row by id (built from the register file on first use)."""
         if self._rows is None:
             assert self._lines is not None
-            rows = {row.id: row for row in self._lines.rows(None)}
+            rows = _in_memory_order({row.id: row for row in self._lines.rows(None)})
             self._rows, self._lines = rows, None
             self._reset_structures()
         return self._rows
@@ -150,6 +180,17 @@ class IssueIndex:
         old = self._rows.pop(issue_id, None)
         if row is not None:
             self._rows[issue_id] = row
+        if self._facets is not None:
+            for facet in FACETS:
+                if old is not None:
+                    self._facets[facet].get(getattr(old, facet), set()).discard(issue_id)
+                if row is not None:
+                    self._facets[facet].setdefault(getattr(row, facet), set()).add(issue_id)
+        if self._text is not None:
+            self._text_stale.add(issue_id)
+            if len(self._text_stale) > FEW:
+                self._text = None
+        self._descending.clear()
         for sort, order in self._orders.items():
             key = sort_key(sort)
             if old is not None:
@@ -183,17 +224,86 @@ class IssueIndex:
             order = self._orders[sort] = sorted(self.rows.values(), key=sort_key(sort))
         return order
 
+    def _in_order(self, sort: str, descending: bool) -> list[IssueRow]:
+        """A sort order as a list to walk forwards (a reversed walk is a third slower: memory order)."""
+        if not descending:
+            return self._ascending(sort)
+        found = self._descending.get(sort)
+        if found is None:
+            found = self._descending[sort] = self._ascending(sort)[::-1]
+        return found
+
     # -- answering -------------------------------------------------------------------
 
     def find(self, question: IssueFilter) -> list[IssueRow]:
         if self._rows is None:
             return self._find_in_lines(question)
-        order = self._ascending(question.sort)
-        found: Iterable[IssueRow] = reversed(order) if question.descending else order
+        few = self._few_candidates(question)
+        if few is not None:
+            found: Iterable[IssueRow] = sorted(few, key=sort_key(question.sort), reverse=question.descending)
+        else:
+            found = self._in_order(question.sort, question.descending)
         for narrow in _passes(question):
             found = narrow(found)
         found = found if isinstance(found, list) else list(found)
         return found[: question.limit] if question.limit is not None else found
+
+    def _few_candidates(self, question: IssueFilter) -> list[IssueRow] | None:
+        """The rows a selective question can match, found without a pass over every row.
+
+        A rare word is found hit by hit in all rows' search text joined into one
+        string (C-speed ``str.find``, ``bisect`` to the row); a rare filter value
+        has its set of ids. None when nothing in the question is rare: then the
+        passes over the sorted rows are the cheaper way.
+        """
+        rows = self.rows
+        best: set[str] | None = None
+        facets = self._facet_sets()
+        for facet, values in zip(FACET_FILTERS, _chosen(question)):
+            if values and sum(len(facets[facet].get(v, ())) for v in values) <= FEW:
+                ids = set().union(*(facets[facet].get(v, ()) for v in values))
+                best = ids if best is None or len(ids) < len(best) else best
+        if best is None:
+            for word in sorted(question.words, key=len, reverse=True)[:1]:
+                best = self._ids_with_word(word)
+        if best is None:
+            return None
+        return [rows[i] for i in best if i in rows]
+
+    def _facet_sets(self) -> dict[str, dict[str, set[str]]]:
+        if self._facets is None:
+            facets: dict[str, dict[str, set[str]]] = {facet: {} for facet in FACETS}
+            for row in self.rows.values():
+                for facet in FACETS:
+                    facets[facet].setdefault(getattr(row, facet), set()).add(row.id)
+            self._facets = facets
+        return self._facets
+
+    def _ids_with_word(self, word: str) -> set[str] | None:
+        """Ids of the rows whose search text holds a rare word; None once it proves common."""
+        if self._text is None:
+            rows = list(self.rows.values())
+            starts, position = [], 0
+            for row in rows:
+                starts.append(position)
+                position += len(row.haystack) + 1
+            self._text = "\x00".join(row.haystack for row in rows)
+            self._text_starts, self._text_ids, self._text_stale = starts, [r.id for r in rows], set()
+        text, starts, ids = self._text, self._text_starts, self._text_ids
+        found: set[str] = set()
+        position = text.find(word)
+        while position >= 0:
+            slot = bisect.bisect_right(starts, position) - 1
+            found.add(ids[slot])
+            if len(found) > FEW:
+                return None
+            position = text.find(word, starts[slot + 1]) if slot + 1 < len(starts) else -1
+        stale = self._text_stale
+        found -= stale
+        found.update(i for i in stale if i in self.rows and word in self.rows[i].haystack)
+        if len(word) >= 4 and set(word) <= ID_CHARS:
+            found.update(self.ids_with_prefix(word, limit=FEW))
+        return found
 
     def _find_in_lines(self, question: IssueFilter) -> list[IssueRow]:
         """A cold lookup: parse only the lines that hold the rarest part of the question."""
