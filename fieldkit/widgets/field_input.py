@@ -5,10 +5,11 @@ a longer road (up through the containers to the key bindings). On a busy
 laptop, typing "mbhashe⏎⇥7" quickly let the "7" reach the municipality box
 before the enter had chosen the municipality (seen in tmux, two runs in
 three). So here ``enter`` is handled in turn with the typing, where it was
-pressed; and a letter that reaches this box after focus has moved on (enter
-moves to the next field a moment later) goes to where focus is now. ``tab``
-is a priority key of the app for the same reason: it moves focus before the
-next key is handed out.
+pressed; and a letter typed after that enter that still reaches this box
+(enter moves to the next field a moment later) goes to where focus is now.
+``tab`` is a priority key of the app for the same reason: it moves focus
+before the next key is handed out. Letters typed *before* a tab but not yet
+handled when it moved focus stay here, where they were typed.
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ from textual.widgets import Input
 
 
 class FieldInput(Input):
+    _after_enter = False
+
+    def on_focus(self, event: events.Focus) -> None:
+        self._after_enter = False
+
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter":
             event.stop()
             event.prevent_default()
             await self.action_submit()
+            self._after_enter = True
             return
         focused = self.screen.focused if self.is_attached else None
-        if event.is_printable and focused is not None and focused is not self:
+        if self._after_enter and event.is_printable and focused is not None and focused is not self:
             event.stop()
             event.prevent_default()
             focused.post_message(events.Key(event.key, event.character))
