@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
 from fieldkit import refdata
@@ -488,6 +488,23 @@ def parse_float(text: str) -> float | str:
     except ValueError:
         return text
     return value
+
+
+#: South African Standard Time: reports and spreadsheets show days and times as people live them.
+SAST = timezone(timedelta(hours=2), "SAST")
+
+
+def local_time(iso: str | None) -> datetime | None:
+    """A stored ISO time (or date) in South African time; a time without a zone is taken as UTC."""
+    if not iso:
+        return None
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(SAST)
 
 
 def now_iso() -> str:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import html
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
 from fieldkit import model, refdata
 from fieldkit.filters import IssueFilter, due_this_week
 
-SAST = timezone(timedelta(hours=2), "SAST")
+SAST = model.SAST
 
 #: Without --since, a report looks back this far: PC task teams meet about monthly.
 DEFAULT_SINCE_DAYS = 30
@@ -115,15 +115,8 @@ def default_since(today: date) -> date:
 
 def local_day(iso: str | None) -> date | None:
     """The South African calendar day of a stored time stamp (or plain date)."""
-    if not iso:
-        return None
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return moment.date()
-    return moment.astimezone(SAST).date()
+    moment = model.local_time(iso)
+    return moment.date() if moment else None
 
 
 # -- what the report needs from the register ------------------------------------------------

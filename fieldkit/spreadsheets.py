@@ -13,11 +13,13 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-SAST = timezone(timedelta(hours=2), "SAST")
+from fieldkit import model
+
+SAST = model.SAST
 
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
@@ -50,15 +52,8 @@ class Sheet:
 
 def local_datetime(iso: str | None) -> datetime | None:
     """A stored ISO date-time as a naive SAST date-time for a spreadsheet cell."""
-    if not iso:
-        return None
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(SAST).replace(tzinfo=None)
+    moment = model.local_time(iso)
+    return moment.replace(tzinfo=None) if moment else None
 
 
 def cell_date(iso: str | None) -> date | None:

@@ -271,7 +271,7 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
         return 0
     for item in found:
         print(item["text"])
-    print(f"settle one with `fieldkit resolve ISSUE FIELD --keep` or `--take-other`", file=sys.stderr)
+    print("settle one with `fieldkit resolve ISSUE FIELD --keep` or `--take-other`", file=sys.stderr)
     return 0
 
 

@@ -26,6 +26,7 @@ replay whatever another process appended.
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import shutil
 import time
@@ -259,6 +260,8 @@ class JournalStorage(Storage):
         for seq, writes in self._pending.pop(name, []):
             if seq > watermark:
                 self._apply(name, writes, notify=False)
+        if len(documents) > 1000:
+            gc.freeze()  # long-lived documents: keep full collections from walking them mid-lookup
         return documents
 
     def read(self) -> MutableMapping:
