@@ -35,8 +35,11 @@ ID_CHARS = frozenset("0123456789abcdef-")
 
 
 def render_rows(documents: dict[str, dict[str, Any]]) -> bytes:
-    """The compact register file written beside the issue snapshot: one tab-separated row an issue."""
-    return "\n".join(row_to_line(row_from_values(i, v)) for i, v in documents.items()).encode("utf-8")
+    """The compact register file written beside the issue snapshot: one tab-separated row an issue.
+
+    Newest first, so rows parsed from it lie in memory in the register's usual order.
+    """
+    return "\n".join(row_to_line(row_from_values(i, v)) for i, v in _newest_first(documents.items())).encode("utf-8")
 
 
 #: A question part matching at most this many rows is answered from its own index, not a pass.
@@ -87,19 +90,13 @@ def _passes(question: IssueFilter) -> list[Pass]:
     return passes
 
 
-def _in_memory_order(rows: dict[str, IssueRow]) -> dict[str, IssueRow]:
-    """The rows made again newest first, so the register's usual order walks memory in order.
+def _newest_first(values: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """Documents newest first, so rows made from them lie in memory in the register's usual order.
 
-    A pass over 100,000 rows in allocation order takes about 21 ms; in the order
-    the register files happen to hold them, about 50 ms (cache misses).
+    A pass over 100,000 rows in the order they were made takes about 21 ms; in
+    the order the register files happen to hold them, about 50 ms (cache misses).
     """
-    newest_first = sorted(rows.values(), key=sort_key("updated"), reverse=True)
-    return {row.id: IssueRow(*(_fresh(getattr(row, f)) for f in IssueRow.__slots__)) for row in newest_first}
-
-
-def _fresh(value: Any) -> Any:
-    """A new copy of a string (so it sits beside its row in memory); other values as they are."""
-    return "".join((value[:1], value[1:])) if isinstance(value, str) and len(value) > 1 else value
+    return sorted(values, key=lambda item: item[1].get("updated_at") or "", reverse=True)
 
 
 class _Lines:
@@ -130,7 +127,7 @@ class _Lines:
     def rows(self, needle: bytes | None) -> list[IssueRow]:
         """Parsed rows whose line holds ``needle`` (all rows for None), with edited rows in place."""
         changed = self.changed
-        lines = self.all_lines() if needle is None else self.lines_containing(needle)
+        lines: Iterable[bytes] = self.all_lines() if needle is None else self.lines_containing(needle)
         found = [row_from_line(line.decode("utf-8")) for line in lines if line[:36].decode("ascii") not in changed]
         found.extend(r for r in changed.values() if r is not None)
         return found
@@ -142,7 +139,8 @@ class IssueIndex:
         self._lines: _Lines | None = None
         self._rows: dict[str, IssueRow] | None = None
         if rows is None:
-            self._rows = _in_memory_order({i: row_from_values(i, v) for i, v in documents.items() if v is not None})
+            live = ((i, v) for i, v in documents.items() if v is not None)
+            self._rows = {i: row_from_values(i, v) for i, v in _newest_first(live)}
         else:
             changed = {i: (row_from_values(i, v) if v is not None else None) for i, v in documents.items()}
             self._lines = _Lines(rows, changed)
@@ -164,7 +162,7 @@ class IssueIndex:
         """Every live row by id (built from the register file on first use)."""
         if self._rows is None:
             assert self._lines is not None
-            rows = _in_memory_order({row.id: row for row in self._lines.rows(None)})
+            rows = {row.id: row for row in self._lines.rows(None)}
             self._rows, self._lines = rows, None
             self._reset_structures()
         return self._rows
@@ -238,6 +236,9 @@ class IssueIndex:
     def find(self, question: IssueFilter) -> list[IssueRow]:
         if self._rows is None:
             return self._find_in_lines(question)
+        return self._find_in_rows(question)
+
+    def _find_in_rows(self, question: IssueFilter) -> list[IssueRow]:
         few = self._few_candidates(question)
         if few is not None:
             found: Iterable[IssueRow] = sorted(few, key=sort_key(question.sort), reverse=question.descending)
@@ -258,7 +259,7 @@ class IssueIndex:
         """
         rows = self.rows
         best: set[str] | None = None
-        facets = self._facet_sets()
+        facets = self._facet_sets() if _facet_values(question) else {}
         for facet, values in zip(FACET_FILTERS, _chosen(question)):
             if values and sum(len(facets[facet].get(v, ())) for v in values) <= FEW:
                 ids = set().union(*(facets[facet].get(v, ()) for v in values))
@@ -308,14 +309,16 @@ class IssueIndex:
     def _find_in_lines(self, question: IssueFilter) -> list[IssueRow]:
         """A cold lookup: parse only the lines that hold the rarest part of the question."""
         assert self._lines is not None
-        single = [values for values in _facet_values(question) if len(values) == 1]
+        facets = sorted(_facet_values(question), key=len)
         if question.words:
-            needle: bytes | None = max(question.words, key=len).encode("utf-8")
-        elif single:
-            needle = f"\t{next(iter(single[0]))}\t".encode("utf-8")
+            candidates = self._lines.rows(max(question.words, key=len).encode("utf-8"))
+        elif facets and len(facets[0]) <= 50:
+            found: dict[str, IssueRow] = {}
+            for value in facets[0]:  # each line holding one of the values, e.g. \tEC121\t
+                found.update((r.id, r) for r in self._lines.rows(f"\t{value}\t".encode("utf-8")))
+            candidates = list(found.values())
         else:
-            needle = None
-        candidates = self._lines.rows(needle)
+            return self._find_in_rows(question)  # nothing to search for: build the rows once, keep them
         candidates.sort(key=sort_key(question.sort), reverse=question.descending)
         return filter_rows(candidates, question)
 
