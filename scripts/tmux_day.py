@@ -98,7 +98,7 @@ def day(terminal: Terminal) -> None:
         terminal.keys(*(["Down"] * downs), "Enter", "Tab")
         terminal.type(title)
         terminal.keys("C-s")
-        show(f"saved: {title}", terminal.wait_for(f"Saved EC121", timeout=20))
+        show(f"saved: {title}", terminal.wait_for("Saved EC121", timeout=20))
         terminal.keys("Escape")
         terminal.wait_for("Dashboard")
 

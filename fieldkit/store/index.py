@@ -211,11 +211,6 @@ class IssueIndex:
             return kept + sum(1 for r in changed.values() if r is not None)
         return len(self._rows)
 
-    def ordered(self, sort: str, descending: bool) -> list[IssueRow]:
-        """All rows in one sort order."""
-        order = self._ascending(sort)
-        return order[::-1] if descending else list(order)
-
     def _ascending(self, sort: str) -> list[IssueRow]:
         order = self._orders.get(sort)
         if order is None:
