@@ -35,6 +35,21 @@ class Dialog(ModalScreen):
         self.dismiss(None)
 
 
+class FormDialog(Dialog):
+    """A dialog that gathers an answer: its Save button saves (``action_save``), Cancel closes."""
+
+    def action_save(self) -> None:
+        raise NotImplementedError
+
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.dismiss(None)
+
+
 class ConfirmScreen(Dialog):
     """A yes-or-no question; escape answers neither (None)."""
 
@@ -84,7 +99,7 @@ class ChoiceScreen(Dialog):
         self.dismiss(event.option.id)
 
 
-class StatusScreen(Dialog):
+class StatusScreen(FormDialog):
     """Where the issue goes next, and why: a note is required to escalate, close or reopen."""
 
     BINDINGS = [
@@ -140,16 +155,8 @@ class StatusScreen(Dialog):
         else:
             self.query_one(TextArea).focus()
 
-    @on(Button.Pressed, "#save")
-    def _save_pressed(self) -> None:
-        self.action_save()
 
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.dismiss(None)
-
-
-class NoteScreen(Dialog):
+class NoteScreen(FormDialog):
     """A note for the issue's timeline: what was seen, said or agreed."""
 
     BINDINGS = [
@@ -177,14 +184,6 @@ class NoteScreen(Dialog):
             return
         self.dismiss(text)
 
-    @on(Button.Pressed, "#save")
-    def _save_pressed(self) -> None:
-        self.action_save()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.dismiss(None)
-
 
 def parse_due(text: str, today: date) -> str:
     """A due date as typed: YYYY-MM-DD, or +N for N days from today (what people say on site)."""
@@ -194,7 +193,7 @@ def parse_due(text: str, today: date) -> str:
     return cleaned
 
 
-class ActionScreen(Dialog):
+class ActionScreen(FormDialog):
     """A follow-up action: what, who, by when."""
 
     BINDINGS = [
@@ -240,11 +239,3 @@ class ActionScreen(Dialog):
             self.action_save()
         else:
             self.focus_next()
-
-    @on(Button.Pressed, "#save")
-    def _save_pressed(self) -> None:
-        self.action_save()
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.dismiss(None)
