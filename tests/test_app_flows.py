@@ -50,6 +50,17 @@ def rendered(renderable) -> str:
     return console.export_text()
 
 
+def issue_titled(register: Register, start: str) -> str:
+    return next(r.id for r in register.find() if r.title.startswith(start))
+
+
+async def open_issue(pilot, issue_id: str) -> None:
+    """Start the app, then open one issue's detail screen."""
+    await settle(pilot)
+    pilot.app.open_issue(issue_id)
+    await settle(pilot)
+
+
 async def search_for(pilot, words: str) -> RegisterList:
     await pilot.press("slash", *words)
     await pilot.pause(0.15)
@@ -145,11 +156,9 @@ async def test_search_by_reference_ward_and_municipality_name(fixed: Register) -
 
 async def test_change_status_needs_a_note_to_escalate(fixed: Register) -> None:
     app = app_on(fixed)
-    issue_id = next(r.id for r in fixed.find() if r.title.startswith("Clinic without water"))
+    issue_id = issue_titled(fixed, "Clinic without water")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open_issue(issue_id)
-        await settle(pilot)
+        await open_issue(pilot, issue_id)
         await pilot.press("s")
         await pilot.pause()
         await pilot.press("down", "down")  # New → acknowledged, in progress, escalated
@@ -166,11 +175,9 @@ async def test_change_status_needs_a_note_to_escalate(fixed: Register) -> None:
 
 async def test_add_a_follow_up_action_then_tick_it_off(fixed: Register) -> None:
     app = app_on(fixed)
-    issue_id = next(r.id for r in fixed.find() if r.title.startswith("Clinic without water"))
+    issue_id = issue_titled(fixed, "Clinic without water")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open_issue(issue_id)
-        await settle(pilot)
+        await open_issue(pilot, issue_id)
         await pilot.press("a")
         await pilot.pause()
         await pilot.press(*"Water tank", "enter", *"CFO", "enter", *"+7", "enter")
@@ -186,11 +193,9 @@ async def test_add_a_follow_up_action_then_tick_it_off(fixed: Register) -> None:
 
 async def test_overdue_actions_stand_out_in_words(fixed: Register) -> None:
     app = app_on(fixed)
-    issue_id = next(r.id for r in fixed.find() if r.title.startswith("Burst bulk main"))
+    issue_id = issue_titled(fixed, "Burst bulk main")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        app.open_issue(issue_id)
-        await settle(pilot)
+        await open_issue(pilot, issue_id)
         text = screen_text(app)
         assert "OVERDUE 6d due 2026-02-24" in text
         assert "OVERDUE" not in text.split("Report back at the next imbizo")[0].splitlines()[-1]
