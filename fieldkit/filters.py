@@ -109,23 +109,36 @@ def _flat(text: str) -> str:
 
 
 def row_to_line(row: IssueRow) -> str:
-    """One row as a tab-separated line, for the compact register file a cold lookup reads."""
-    return "\t".join((
-        row.id, _flat(row.ref), row.municipality, row.province, row.district,
-        "" if row.ward is None else str(row.ward), row.sector, _flat(row.category), _flat(row.title),
-        row.severity, row.status, _flat(row.responsible), row.created_at, row.updated_at,
+    """One row as a tab-separated line, for the compact lines a cold lookup reads.
+
+    Every column is flattened, so no value (a tab in a date, a newline in a
+    title) can add a column and make the line unreadable.
+    """
+    return "\t".join(_flat(str(column)) for column in (
+        row.id, row.ref, row.municipality, row.province, row.district,
+        "" if row.ward is None else row.ward, row.sector, row.category, row.title,
+        row.severity, row.status, row.responsible, row.created_at, row.updated_at,
         "" if row.lat is None else repr(row.lat), "" if row.lon is None else repr(row.lon),
-        "1" if row.deleted else "", _flat(row.haystack),
+        "1" if row.deleted else "", row.haystack,
     ))
 
 
+def _number(text: str, kind: type) -> Any:
+    try:
+        return kind(text) if text else None
+    except ValueError:
+        return None  # an odd value that got in some other way shows as missing; it never stops a lookup
+
+
 def row_from_line(line: str) -> IssueRow:
+    columns = line.split("\t")
+    columns += [""] * (18 - len(columns))
     (issue_id, ref, municipality, province, district, ward, sector, category, title, severity, status,
-     responsible, created_at, updated_at, lat, lon, deleted, haystack) = line.split("\t")
+     responsible, created_at, updated_at, lat, lon, deleted, haystack) = columns[:18]
     return IssueRow(
-        issue_id, ref, municipality, province, district, int(ward) if ward else None, sector, category,
-        title, severity, status, responsible, created_at, updated_at, float(lat) if lat else None,
-        float(lon) if lon else None, deleted == "1", haystack,
+        issue_id, ref, municipality, province, district, _number(ward, int), sector, category,
+        title, severity, status, responsible, created_at, updated_at, _number(lat, float),
+        _number(lon, float), deleted == "1", haystack,
     )
 
 

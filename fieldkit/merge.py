@@ -145,3 +145,50 @@ def op_problem(op: Any) -> str | None:
     if any(op["seen"][name] >= op["hlc"] for name in op["seen"]):
         return "a seen stamp cannot be newer than the operation itself"
     return None
+
+
+#: Keys a stored record carries beside its own fields, derived from its merge state.
+DERIVED_KEYS = frozenset({"id", "updated_at", "updated_by", "conflicts"})
+
+
+def pack_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A merge state as the store keeps it: without the values, which the record itself holds.
+
+    Almost every record has one writer and one stamp, so the state keeps one
+    stamp and author (``s``, ``a``) and only the fields that differ (``fs``,
+    ``fa``); ``seen`` and ``rivals`` as they are (``n``, ``r``).
+    """
+    stamps, by = state["stamps"], state["by"]
+    packed: dict[str, Any] = {}
+    if stamps:
+        counts: dict[str, int] = {}
+        for stamp in stamps.values():
+            counts[stamp] = counts.get(stamp, 0) + 1
+        main = max(counts, key=lambda s: (counts[s], s))
+        author = next(by.get(name, "") for name, stamp in stamps.items() if stamp == main)
+        packed["s"], packed["a"] = main, author
+        other_stamps = {name: stamp for name, stamp in stamps.items() if stamp != main}
+        other_authors = {name: by.get(name, "") for name in stamps if by.get(name, "") != author}
+        if other_stamps:
+            packed["fs"] = other_stamps
+        if other_authors:
+            packed["fa"] = other_authors
+    if state["seen"]:
+        packed["n"] = state["seen"]
+    if state["rivals"]:
+        packed["r"] = state["rivals"]
+    return packed
+
+
+def unpack_state(packed: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The full merge state of a stored record (``pack_state`` the other way)."""
+    values = {name: value for name, value in record.items() if name not in DERIVED_KEYS}
+    main, author = packed.get("s", ZERO), packed.get("a", "")
+    other_stamps, other_authors = packed.get("fs", {}), packed.get("fa", {})
+    return {
+        "values": values,
+        "stamps": {name: other_stamps.get(name, main) for name in values},
+        "by": {name: other_authors.get(name, author) for name in values},
+        "seen": packed.get("n", {}),
+        "rivals": packed.get("r", {}),
+    }

@@ -1,65 +1,56 @@
-"""Restoring a damaged store from its newest good backup.
+"""Restoring a damaged register from its newest good backup.
 
-A damaged file is never written over: restoring moves the damaged files into
-``damaged-<time>/`` beside the store and copies the backup into place, then
-checks that the restored store opens.
+A damaged file is never written over: the backup is unpacked and checked
+beside it first, then the damaged file is moved into ``damaged-<n>/`` and the
+checked copy renamed into place. The restored register is a new file, so the
+laptop takes a new device code (see ``Register``): nothing it hands out after
+the restore can repeat what the damaged copy handed out.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-import time
 from pathlib import Path
 
-from fieldkit.store import Store, StoreError
+from fieldkit.store import StoreError
+from fieldkit.store.backups import Backups
+from fieldkit.store.database import FILE_NAME
+from fieldkit.store.files import fsync_dir
 
 
 def list_backups(home: Path) -> list[Path]:
-    folder = home / "backups"
-    if not folder.exists():
-        return []
-    return sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True)
+    return Backups(home).list()
 
 
-def _opens(folder: Path) -> bool:
-    """Whether a backup loads completely (every table and its journal read back)."""
-    scratch = folder.parent.parent / f".check-{folder.name}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
-        (scratch / "tables").mkdir(parents=True)
-        for file in folder.iterdir():
-            target = scratch / ("journal.log" if file.name == "journal.log" else f"tables/{file.name}")
-            shutil.copy2(file, target)
-        store = Store(scratch)
-        try:
-            for name in store.storage.table_names():
-                store.storage.table(name)
-        finally:
-            store.close()
-        return True
-    except StoreError:
-        return False
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def restore(home: Path, source: str | None = None) -> tuple[Path, Path]:
-    """Put the newest good backup (or ``source``) in place; returns it and where the damaged files went."""
-    candidates = [Path(source)] if source else list_backups(home)
+def restore(home: Path, source: str | None = None) -> tuple[Path, Path | None]:
+    """Put the newest good backup (or ``source``) in place; returns it and where the damaged file went."""
+    backups = Backups(home)
+    candidates = [Path(source)] if source else backups.list()
     if not candidates:
-        raise StoreError(f"There are no backups in {home / 'backups'}; a backup is made each time the store is compacted")
-    chosen = next((c for c in candidates if c.is_dir() and _opens(c)), None)
+        raise StoreError(f"There are no backups in {backups.folder}; `fieldkit backup` makes one (the app makes one a day)")
+    scratch = home / f".incomplete-restore-{os.getpid()}.sqlite"
+    chosen = None
+    problems = []
+    for candidate in candidates:
+        problem = backups.unpack(candidate, scratch) if candidate.is_file() else "it is not a backup file"
+        if problem is None:
+            chosen = candidate
+            break
+        problems.append(f"{candidate.name}: {problem}")
     if chosen is None:
-        raise StoreError(f"None of the backups in {home / 'backups'} opens; keep the folder and ask for help")
-    moved = home / f"damaged-{time.strftime('%Y%m%dT%H%M%S')}"
-    moved.mkdir()
-    for name in ("tables", "journal.log"):
-        if (home / name).exists():
-            shutil.move(str(home / name), moved / name)
-    (home / "tables").mkdir()
-    for file in chosen.iterdir():
-        target = home / ("journal.log" if file.name == "journal.log" else f"tables/{file.name}")
-        shutil.copy2(file, target)
-    store = Store(home)
-    store.close()
+        scratch.unlink(missing_ok=True)
+        raise StoreError(f"None of the backups in {backups.folder} is whole ({'; '.join(problems)}); keep the folder as it is and ask for help")
+    moved = None
+    if (home / FILE_NAME).exists():
+        number = 1
+        while (home / f"damaged-{number}").exists():
+            number += 1
+        moved = home / f"damaged-{number}"
+        moved.mkdir()
+        for name in (FILE_NAME, f"{FILE_NAME}-journal"):
+            if (home / name).exists():
+                shutil.move(str(home / name), moved / name)
+    os.replace(scratch, home / FILE_NAME)
+    fsync_dir(home)
     return chosen, moved

@@ -8,7 +8,6 @@ outbox and this replica's clock together, so a crash keeps all or none.
 
 from __future__ import annotations
 
-import gc
 import getpass
 import os
 from dataclasses import dataclass
@@ -16,17 +15,13 @@ from datetime import date, datetime, timezone
 from typing import Any, Iterable
 
 from fieldkit import merge, model
-from fieldkit.filters import IssueFilter, IssueRow, due_this_week
+from fieldkit.filters import IssueFilter, IssueRow, due_this_week, row_from_values, row_to_line
 from fieldkit.hlc import ZERO, Clock
 from fieldkit.ids import is_record_id, issue_ref, new_device_id, new_id
-from fieldkit.store import SHARDS, Store
-from fieldkit.store.index import IssueIndex, render_rows
+from fieldkit.store import RECORD_KINDS, Store
+from fieldkit.store.index import IssueIndex
 
 CHILD_TYPES = ("note", "action", "status_change")
-
-
-def _copied(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: merge.owned(value) for name, value in values.items()}
 
 
 class NotFound(LookupError):
@@ -51,20 +46,46 @@ class TimelineEntry:
 class Register:
     def __init__(self, store: Store, author: str | None = None):
         self.store = store
-        replica = store.local("replica")
-        if not replica.get("device_id"):
-            replica = {"device_id": new_device_id(), "clock": ZERO, "next_seq": 1}
-            with store.transaction():
-                store.set_local("replica", replica)
-        self.device_id: str = replica["device_id"]
-        self.clock = Clock(self.device_id, replica.get("clock"))
-        self._next_seq: int = replica.get("next_seq", 1)
         self._author = author
+        self._settings_author: str | None = None
         self._index: IssueIndex | None = None
-        store.storage.on_change(self._changed)
-        store.storage.on_reset(self._reset)
-        for digit in SHARDS:
-            store.storage.add_derived(f"issue.{digit}.rows", f"issue.{digit}", render_rows)
+        self.restored = False
+        replica = store.local("replica")
+        self.device_id: str = replica.get("device_id", "")
+        self.clock = Clock(self.device_id or "0000", replica.get("clock"))
+        if not store.read_only and (not self.device_id or replica.get("file") != store.file_identity() or store.went_back()):
+            with store.transaction():
+                self._load_replica()
+        store.on_change(self._changed)
+
+    def _load_replica(self) -> dict[str, Any]:
+        """This laptop's identity, clock and reference counter as saved now (call inside a transaction).
+
+        Read afresh in every write, so two processes never hand out the same
+        reference or stamp. A register file that is not the one this replica
+        last wrote (restored from a backup or an old copy, or copied to another
+        laptop) becomes a new replica: a new device code, so no reference or
+        clock stamp it hands out can repeat one the old copy already gave.
+        """
+        replica = self.store.local("replica")
+        identity = self.store.file_identity()
+        if not replica.get("device_id") or replica.get("file", identity) != identity or self.store.went_back():
+            self.restored = bool(replica.get("device_id"))
+            self.store.accept_restore()
+            earlier = [*replica.get("earlier_devices", []), replica["device_id"]] if self.restored else []
+            replica = {"device_id": new_device_id(), "clock": replica.get("clock", ZERO), "next_seq": 1,
+                       "earlier_devices": earlier}
+        if replica.get("file") != identity:
+            replica["file"] = identity
+            self.store.set_local("replica", replica)
+        self.device_id = replica["device_id"]
+        self._replica = replica
+        stored_clock = replica.get("clock") or ZERO
+        if self.clock.device != self.device_id:
+            self.clock = Clock(self.device_id, stored_clock)
+        elif stored_clock != ZERO:
+            self.clock.receive(stored_clock)
+        return replica
 
     @classmethod
     def open(cls, home: str | os.PathLike | None = None, author: str | None = None) -> "Register":
@@ -85,117 +106,105 @@ class Register:
     def author(self) -> str:
         if self._author:
             return self._author
-        name = self.settings().get("name")
-        if name:
-            return name
-        try:
-            return getpass.getuser()
-        except (KeyError, OSError):
-            return "unknown"
+        if self._settings_author is None:
+            name = self.settings().get("name")
+            if not name:
+                try:
+                    name = getpass.getuser()
+                except (KeyError, OSError):
+                    name = "unknown"
+            self._settings_author = name
+        return self._settings_author
 
     def settings(self) -> dict[str, Any]:
         return self.store.local("settings")
 
     def save_settings(self, **changes: Any) -> dict[str, Any]:
-        current = self.settings()
-        current.update(changes)
         with self.store.transaction():
+            current = self.settings()
+            current.update(changes)
             self.store.set_local("settings", current)
+        self._settings_author = None
         return current
 
     # -- indexes -------------------------------------------------------------------
 
     @property
     def index(self) -> IssueIndex:
-        """The in-memory register index, built on first use.
-
-        A cold lookup reads the compact register file (about a third of the
-        issue snapshot, and cheap to parse) plus the issues the journal changed
-        since; only when that file is missing or stale are all issues loaded.
-        """
+        """The register index: cold lookups read only the lines that can match; the app's rows are built once."""
         if self._index is None:
-            storage = self.store.storage
-            documents: dict[str, Any] = {}
-            rows: list[bytes] = []
-            for digit in SHARDS:
-                table = f"issue.{digit}"
-                derived = None if storage.is_loaded(table) else storage.read_derived(f"{table}.rows")
-                if derived is not None and derived[0] == storage.snapshot_watermark(table):
-                    watermark, lines = derived
-                    documents.update(storage.pending_writes(table, watermark))
-                    rows.append(lines)
-                else:
-                    documents.update(storage.table(table))
-            self._index = IssueIndex(documents, b"\n".join(rows) if rows else None)
-            gc.freeze()  # long-lived rows: keep full collections from walking them mid-lookup
+            self._index = IssueIndex(store=self.store)
         return self._index
 
-    def _changed(self, table: str, record_id: str, values: dict[str, Any] | None) -> None:
-        if table.startswith("issue.") and self._index is not None:
+    def _changed(self, kind: str, record_id: str, values: dict[str, Any] | None) -> None:
+        if kind == "issue" and self._index is not None:
             self._index.update(record_id, values)
+        elif kind == "local" and record_id == "settings":
+            self._settings_author = None
 
-    def _reset(self) -> None:
-        self._index = None
-
-    def refresh(self) -> None:
-        """Take in what another fieldkit process saved meanwhile."""
-        self.store.refresh()
+    def refresh(self) -> bool:
+        """Take in what another fieldkit process saved meanwhile; True when there was something."""
+        return self.store.refresh()
 
     # -- writing -------------------------------------------------------------------
 
-    def _state(self, record_id: str) -> dict[str, Any] | None:
-        return self.store.get("merge", record_id)
+    def _state(self, record_type: str, record_id: str) -> dict[str, Any] | None:
+        found = self.store.get_with_state(record_type, record_id)
+        return merge.unpack_state(found[1], found[0]) if found else None
 
     @staticmethod
     def _child_id(issue_id: str) -> str:
-        """A new id for a note, action or status change, kept in the same shard as its issue."""
+        """A new id for a note, action or status change (ids step within a millisecond, so they never collide)."""
         return new_id(shard=issue_id[-1])
 
     def _write(self, record_type: str, record_id: str, fields: dict[str, Any],
                seen: dict[str, str] | None = None) -> dict[str, Any]:
         """Make, apply and save one local operation; returns the record's new values.
 
-        ``seen`` defaults to the stamps of the values on this laptop now: the
-        author saw what the register shows.
+        Everything it is based on (the record's state, the clock) is read inside
+        the transaction that saves it, so an edit from another process in the
+        meantime is merged, never overwritten. ``seen`` defaults to the stamps
+        of the values saved now: the author saw what the register shows.
         """
-        state = self._state(record_id)
-        stamps = state["stamps"] if state else {}
-        op = {
-            "op_id": new_id(),
-            "type": record_type,
-            "id": record_id,
-            "device": self.device_id,
-            "author": self.author,
-            "hlc": self.clock.tick(),
-            "fields": fields,
-            "seen": seen if seen is not None else {name: stamps[name] for name in fields if name in stamps},
-        }
         with self.store.transaction():
-            values = self._save_state(record_type, record_id, merge.apply_op(state, op))
-            self.store.put("outbox", op["op_id"], {"op": op, "state": "pending", "reason": ""})
+            self._load_replica()
+            state = self._state(record_type, record_id) or merge.empty_state()
+            stamps = state["stamps"]
+            op = {
+                "op_id": new_id(),
+                "type": record_type,
+                "id": record_id,
+                "device": self.device_id,
+                "author": self.author,
+                "hlc": self.clock.tick(),
+                "fields": fields,
+                "seen": seen if seen is not None else {name: stamps[name] for name in fields if name in stamps},
+            }
+            merge.apply_op_in_place(state, op)
+            values = self._save_state(record_type, record_id, state)
+            self.store.queue([op])
             self._save_replica()
         return values
 
-    def _save_state(self, record_type: str, record_id: str, state: dict[str, Any], shared: bool = False) -> dict[str, Any]:
-        """Save a record's values (derived from its merge state) and the state itself.
-
-        The values are copied unless ``shared``: a pulled page's values are
-        handed to nobody, so they may share lists with the stored merge state.
-        """
+    def _record(self, record_type: str, record_id: str, state: dict[str, Any]) -> tuple[str, str, dict[str, Any], dict[str, Any], tuple[str, str] | None]:
+        """What the store keeps of a record: its values (with who and when), packed merge state, lookup line."""
         stamp, by = merge.last_change(state)
         values = dict(state["values"])
         values["id"] = record_id
         values["updated_at"] = merge.stamp_time_iso(stamp)
         values["updated_by"] = by
         values["conflicts"] = len(merge.conflicts(state))
-        self.store.put(record_type, record_id, values if shared else _copied(values), owned=True)
-        self.store.put("merge", record_id, {"type": record_type, **state}, owned=True)
-        return values if shared else _copied(values)
+        line = (str(values.get("ref", "")), row_to_line(row_from_values(record_id, values))) if record_type == "issue" else None
+        return record_type, record_id, values, merge.pack_state(state), line
+
+    def _save_state(self, record_type: str, record_id: str, state: dict[str, Any]) -> dict[str, Any]:
+        record = self._record(record_type, record_id, state)
+        self.store.put(record[0], record[1], record[2], record[3], record[4])
+        return record[2]
 
     def _save_replica(self) -> None:
-        self.store.set_local(
-            "replica", {"device_id": self.device_id, "clock": self.clock.last, "next_seq": self._next_seq}
-        )
+        self._replica.update(device_id=self.device_id, clock=self.clock.last)
+        self.store.set_local("replica", self._replica)
 
     def create_issue(self, fields: dict[str, Any], at: str | None = None, created_by: str | None = None) -> dict[str, Any]:
         """Validate and save a new issue; returns its values (with ``id`` and ``ref``).
@@ -212,11 +221,19 @@ class Register:
             values["contact_phone"] = model.normalise_phone(values["contact_phone"])
         model.validate("issue", values)
         now = datetime.now(timezone.utc)
-        values["ref"] = issue_ref(values["municipality"], now.year, self.device_id, self._next_seq)
         values["created_by"] = created_by or self.author
         values["created_at"] = at or now.replace(microsecond=0).isoformat()
-        self._next_seq += 1
-        return self._write("issue", new_id(), values)
+        with self.store.transaction():
+            replica = self._load_replica()
+            number = replica.get("next_seq", 1)
+            while True:
+                values["ref"] = issue_ref(values["municipality"], now.year, self.device_id, number)
+                number += 1
+                if not self.store.ref_taken(values["ref"]):
+                    break
+            replica["next_seq"] = number
+            self.store.set_local("replica", replica)
+            return self._write("issue", new_id(), values)
 
     def edit_issue(self, issue_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change some fields of an issue; only the fields that really change are sent."""
@@ -290,10 +307,10 @@ class Register:
 
     def resolve_conflict(self, record_id: str, field: str, value: Any) -> dict[str, Any]:
         """Settle a disagreement: the chosen value, written having seen every rival."""
-        state = self._state(record_id)
-        if state is None:
+        record_type = self.store.kind_of(record_id)
+        state = self._state(record_type, record_id) if record_type else None
+        if record_type is None or state is None:
             raise NotFound(f"No record with id {record_id}")
-        record_type = state["type"]
         problem = model.check_field(record_type, field, value)
         if problem:
             raise model.ValidationError({field: problem})
@@ -328,9 +345,13 @@ class Register:
         lowered = wanted.lower()
         if is_record_id(lowered) and lowered in self.index:
             return lowered
-        by_ref = self.index.by_ref(wanted)
+        by_ref = self.index.ids_by_ref(wanted)
+        if len(by_ref) > 1:
+            rows = self.index.get_many(by_ref)
+            listed = "; ".join(f"{i} ({rows[i].title[:40]})" for i in by_ref if i in rows)
+            raise Ambiguous(f"{len(by_ref)} issues have the reference {wanted.upper()}: {listed}; give the id instead")
         if by_ref:
-            return by_ref
+            return by_ref[0]
         found = self.index.ids_with_prefix(lowered) if len(lowered) >= 4 else []
         if not found:
             found = self.index.refs_with_prefix(wanted)
@@ -349,7 +370,7 @@ class Register:
 
     def issue(self, issue_id: str) -> model.Issue:
         values = self.issue_values(issue_id)
-        state = self._state(issue_id) or merge.empty_state()
+        state = self._state("issue", issue_id) or merge.empty_state()
         conflicts = [
             model.Conflict(field=c["field"], value=c["value"], author=c["author"], stamp=c["hlc"])
             for c in merge.conflicts(state)
@@ -363,7 +384,8 @@ class Register:
         )
 
     def conflicts(self, record_id: str) -> list[model.Conflict]:
-        state = self._state(record_id) or merge.empty_state()
+        kind = self.store.kind_of(record_id)
+        state = (self._state(kind, record_id) if kind else None) or merge.empty_state()
         return [
             model.Conflict(field=c["field"], value=c["value"], author=c["author"], stamp=c["hlc"])
             for c in merge.conflicts(state)
@@ -377,8 +399,7 @@ class Register:
 
     def _children_of(self, kind: str, issue_id: str) -> list[dict[str, Any]]:
         """Notes, actions or status changes of one issue: they live in its shard."""
-        shard = self.store.shard(kind, issue_id)
-        return [dict(r) for r in shard.values() if r.get("issue_id") == issue_id and not r.get("deleted")]
+        return [r for r in self.store.children(kind, issue_id) if not r.get("deleted")]
 
     def notes(self, issue_id: str) -> list[dict[str, Any]]:
         return sorted(self._children_of("note", issue_id), key=lambda n: (n.get("at", ""), n["id"]))
@@ -439,65 +460,52 @@ class Register:
 
     def pending_ops(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Operations waiting to be sent, oldest first (ids are time-ordered)."""
-        outbox = self.store.documents("outbox")
-        ids = sorted(i for i, entry in outbox.items() if entry["state"] == "pending")
-        if limit is not None:
-            ids = ids[:limit]
-        return [outbox[i]["op"] for i in ids]
+        return [op for op, _ in self.store.outbox("pending", limit)]
 
     def rejected_ops(self) -> list[dict[str, Any]]:
         """Operations the central store refused, with its reason: kept, never dropped."""
-        outbox = self.store.documents("outbox")
-        return [dict(outbox[i]) for i in sorted(outbox) if outbox[i]["state"] == "rejected"]
+        return [{"op": op, "state": "rejected", "reason": reason} for op, reason in self.store.outbox("rejected")]
 
     def waiting_count(self) -> int:
-        return sum(1 for entry in self.store.documents("outbox").values() if entry["state"] == "pending")
+        return self.store.outbox_count("pending")
 
     def unsynced_record_ids(self) -> set[str]:
-        return {entry["op"]["id"] for entry in self.store.documents("outbox").values()}
+        return self.store.outbox_record_ids()
 
     def acknowledge(self, op_ids: Iterable[str], rejected: dict[str, str] | None = None) -> None:
         """Drop acknowledged operations from the outbox and mark rejected ones, in one write."""
-        outbox = self.store.documents("outbox")
         with self.store.transaction():
-            for op_id in op_ids:
-                if op_id in outbox:
-                    self.store.delete("outbox", op_id)
-            for op_id, reason in (rejected or {}).items():
-                if op_id in outbox:
-                    entry = dict(outbox[op_id])
-                    entry.update(state="rejected", reason=reason)
-                    self.store.put("outbox", op_id, entry)
+            self.store.unqueue(op_ids)
+            known = self.store.outbox_states((rejected or {}).keys())
+            self.store.mark({op_id: ("rejected", reason) for op_id, reason in (rejected or {}).items() if op_id in known})
 
     def retry_rejected(self) -> int:
         """Put rejected operations back in the queue (after the reason has been dealt with)."""
-        rejected = self.rejected_ops()
         with self.store.transaction():
-            for entry in rejected:
-                entry.update(state="pending", reason="")
-                self.store.put("outbox", entry["op"]["op_id"], entry)
+            rejected = self.store.outbox("rejected")
+            self.store.mark({op["op_id"]: ("pending", "") for op, _ in rejected})
         return len(rejected)
 
     def apply_remote(self, ops: Iterable[dict[str, Any]], sync_state: dict[str, Any] | None = None) -> int:
         """Merge a page of operations from the central store and move the cursor, in one write."""
-        count = 0
+        ops = list(ops)
         with self.store.transaction():
-            states: dict[str, dict[str, Any]] = {}
+            self._load_replica()
+            stored = self.store.get_many_with_state({(op["type"], op["id"]) for op in ops})
+            states: dict[tuple[str, str], dict[str, Any]] = {}
             for op in ops:
-                record_id = op["id"]
-                if record_id not in states:
-                    states[record_id] = self._state(record_id) or merge.empty_state()
-                merge.apply_op_in_place(states[record_id], op)
-                states[record_id]["type"] = op["type"]
+                key = (op["type"], op["id"])
+                state = states.get(key)
+                if state is None:
+                    found = stored.get(key)
+                    state = states[key] = merge.unpack_state(found[1], found[0]) if found else merge.empty_state()
+                merge.apply_op_in_place(state, op)
                 self.clock.receive(op["hlc"])
-                count += 1
-            for record_id, state in states.items():
-                record_type = state.pop("type")
-                self._save_state(record_type, record_id, state, shared=True)
+            self.store.put_many(self._record(kind, record_id, state) for (kind, record_id), state in states.items())
             if sync_state is not None:
                 self.store.set_local("sync", sync_state)
             self._save_replica()
-        return count
+        return len(ops)
 
     def sync_state(self) -> dict[str, Any]:
         return self.store.local("sync")
@@ -506,9 +514,11 @@ class Register:
         with self.store.transaction():
             self.store.set_local("sync", state)
 
-    def all_ops_for_snapshot(self) -> Iterable[dict[str, Any]]:
-        """Each record's merge state, for tests that compare replicas."""
-        yield from self.store.documents("merge").items()
+    def all_ops_for_snapshot(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        """Each record's id and merge state (with its ``type``): for a full resend, and tests that compare replicas."""
+        for kind in RECORD_KINDS:
+            for record_id, values, packed in self.store.iter_kind(kind):
+                yield record_id, {"type": kind, **merge.unpack_state(packed or {}, values)}
 
     # -- the app's unsaved form ----------------------------------------------------------
 
@@ -547,8 +557,8 @@ class Register:
         count = 0
         with self.store.transaction():
             for record_id, state in states:
-                for op in state_ops(state["type"], record_id, state, self.device_id):
-                    self.store.put("outbox", op["op_id"], {"op": op, "state": "pending", "reason": ""})
-                    count += 1
+                ops = state_ops(state["type"], record_id, state, self.device_id)
+                self.store.queue(ops)
+                count += len(ops)
             self.store.set_local("sync", sync_state)
         return count

@@ -291,7 +291,7 @@ class _Run:
 
     def report_conflicts(self) -> None:
         for record_id, record_type in self.touched.items():
-            values = self.register.store.shard(record_type, record_id).get(record_id)
+            values = self.register.store.get(record_type, record_id)
             if values and values.get("conflicts"):
                 for conflict in self.register.conflicts(record_id):
                     self.result.conflicts.append(describe_conflict(self.register, record_type, record_id, conflict))

@@ -168,4 +168,4 @@ def test_the_quick_path_does_not_load_textual(home):
 
 def test_fieldkit_home_is_honoured(fieldkit, home):
     add(fieldkit)
-    assert (home / "journal.log").exists()
+    assert (home / "register.sqlite").exists()

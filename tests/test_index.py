@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fieldkit.filters import IssueFilter, matches, row_from_values, sort_key
+from fieldkit.filters import IssueFilter, matches, row_from_values, row_to_line, sort_key
 from fieldkit.ids import new_id
-from fieldkit.store.index import IssueIndex, render_rows
+from fieldkit.store import Store
+from fieldkit.store.index import IssueIndex
 
 TITLES = ["Burst main", "No water in ward 4", "Potholes on R61", "Sewage spill", "Streetlight out", "Burst pipe at clinic"]
 issue = st.fixed_dictionaries({
@@ -42,17 +45,29 @@ def expected(rows, q):
 def test_index_agrees_with_the_rule(values, edits, questions):
     documents = {new_id(): v for v in values}
     ids = list(documents)
+    folder = tempfile.TemporaryDirectory()
+    store = Store(folder.name)
+
+    def save(issue_id, doc):
+        store.put("issue", issue_id, doc, None, (doc.get("ref", ""), row_to_line(row_from_values(issue_id, doc))))
+
+    with store.transaction():
+        for issue_id, doc in documents.items():
+            save(issue_id, doc)
     built = IssueIndex(dict(documents))
-    cold = IssueIndex({}, render_rows(documents))
+    cold = IssueIndex(store=store)
     for index in (built, cold):
         for q in questions:
             assert [r.id for r in index.find(q)] == expected([row_from_values(i, v) for i, v in documents.items()], q)
     for number, change in enumerate(edits):
         target = ids[number % len(ids)]
         documents[target] = change
+        save(target, change)
         for index in (built, cold):
             index.update(target, change)
     for index in (built, cold):
         for q in questions:
             assert [r.id for r in index.find(q)] == expected([row_from_values(i, v) for i, v in documents.items()], q)
         assert len(index) == len(documents)
+    store.close()
+    folder.cleanup()

@@ -12,10 +12,18 @@ from fieldkit import model
 from fieldkit.cli import CommandError
 
 
+#: Commands that only read: on a read-only store they answer, with a note that changes are off.
+LOOKUPS = frozenset({"cmd_find", "cmd_show", "cmd_export", "cmd_municipalities", "cmd_check", "cmd_conflicts", "cmd_report"})
+
+
 def _open(args: argparse.Namespace):
     from fieldkit.register import Register
 
-    return Register.open(author=getattr(args, "author", None))
+    register = Register.open(author=getattr(args, "author", None))
+    handler = getattr(getattr(args, "handler", None), "__name__", "")
+    if register.store.read_only and handler in LOOKUPS:
+        print(f"note: {register.store.home} is read-only — lookups work, changes are off", file=sys.stderr)
+    return register
 
 
 def _author_option(parser: argparse.ArgumentParser) -> None:
@@ -156,13 +164,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--province")
     p.set_defaults(handler=cmd_municipalities)
 
-    p = commands.add_parser("recover", help="restore the store from its newest good backup")
+    p = commands.add_parser("recover", help="restore the register from its newest good backup")
     p.add_argument("--list", action="store_true", help="list the backups only")
-    p.add_argument("--from", dest="source", help="a backup folder to restore from")
+    p.add_argument("--from", dest="source", help="a backup file to restore from")
     p.set_defaults(handler=cmd_recover)
 
-    p = commands.add_parser("compact", help="fold the change journal into the snapshot and make a backup")
-    p.set_defaults(handler=cmd_compact)
+    p = commands.add_parser("backup", help="make a checked backup of the register now")
+    p.set_defaults(handler=cmd_backup)
+
+    p = commands.add_parser("check", help="read the whole register back and check every record")
+    p.set_defaults(handler=cmd_check)
 
 
 def _find_options(p: argparse.ArgumentParser) -> None:
@@ -446,16 +457,24 @@ def cmd_recover(args: argparse.Namespace) -> int:
             print(backup)
         return 0
     restored, moved = restore(home, args.source)
-    print(f"restored {home} from {restored}; the damaged files were moved to {moved}")
+    kept = f"; the damaged file was moved to {moved}" if moved else ""
+    print(f"restored {home} from {restored.name}{kept}")
     print("changes made after that backup are not in it; if they were synced, `fieldkit sync` brings them back")
     return 0
 
 
-def cmd_compact(args: argparse.Namespace) -> int:
+def cmd_backup(args: argparse.Namespace) -> int:
     with _open(args) as register:
-        register.store.compact()
-        backup = register.store.storage.newest_backup()
-    print(f"compacted; backup at {backup}")
+        backup = register.store.backup()
+    print(f"backed up to {backup} ({backup.stat().st_size / 1e6:.1f} MB, checked)")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    with _open(args) as register:
+        register.store.check()
+        count = register.count()
+    print(f"the register is whole: {count} issues, every record read back and checked")
     return 0
 
 

@@ -1,66 +1,44 @@
 """The local store: the only code that touches fieldkit's files on a laptop.
 
-``Store`` wraps a TinyDB database on ``JournalStorage``. Tables:
+One SQLite file (``register.sqlite``, see ``database.py``) holds, in tables:
 
-- ``issue``, ``note``, ``action``, ``status_change``, ``lesson``: each record's
-  current values, keyed by record id (one table per record type);
-- ``merge``: each record's merge state (stamps, who, seen, rivals);
-- ``outbox``: operations not yet acknowledged by the central store;
-- ``local``: this replica's own documents (device id and clock, sync cursor,
-  settings, the app's draft).
+- ``record``: every issue, note, follow-up action, status change, lesson and
+  this replica's own documents (``local``: device and clock, settings, sync
+  state, the app's draft), each with its merge state packed beside it;
+- ``issue_line``: one compact line an issue, what lookups read (``index.py``);
+- ``outbox``: operations not yet acknowledged by the central store.
 
-The record tables are *sharded*: each is sixteen TinyDB tables named by the
-last hex digit of the record id (``issue.7``). Opening one issue at 100,000
-then reads a sixteenth of the register, not all of it. Callers name the logical
-table; the shard is found from the id.
+Callers see TinyDB's document API (``Store.table(name)``, see
+``documents.py``) plus the few fast paths the register needs. Every row's
+checksum is verified as it is read.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-from fieldkit.store.storage import (
-    FieldkitDB,
-    JournalStorage,
-    JournalTable,
+import orjson
+
+from fieldkit.store.backups import Backups
+from fieldkit.store.database import (
+    FILE_NAME,
+    Database,
+    ReadOnly,
     StoreCorrupt,
     StoreError,
+    checksum,
 )
 
-__all__ = ["Store", "StoreError", "StoreCorrupt", "default_home", "SHARDED", "SHARDS"]
+__all__ = ["Store", "StoreError", "StoreCorrupt", "ReadOnly", "default_home", "RECORD_KINDS"]
 
-SHARDED = frozenset({"issue", "note", "action", "status_change", "lesson", "merge"})
-SHARDS = "0123456789abcdef"
+RECORD_KINDS = ("issue", "note", "action", "status_change", "lesson")
+CHILD_KINDS = ("note", "action", "status_change")
 
-
-def shard_name(name: str, record_id: str) -> str:
-    """The physical table holding a record of a sharded table."""
-    return f"{name}.{record_id[-1]}" if name in SHARDED else name
-
-
-class ShardedView(Mapping):
-    """All shards of a sharded table read as one mapping (loads every shard)."""
-
-    def __init__(self, storage: JournalStorage, name: str):
-        self._shards = [storage.table(f"{name}.{digit}") for digit in SHARDS]
-
-    def __getitem__(self, record_id: str) -> dict[str, Any]:
-        return self._shards[SHARDS.index(record_id[-1])][record_id] if record_id else {}[record_id]
-
-    def __iter__(self) -> Iterator[str]:
-        for shard in self._shards:
-            yield from shard
-
-    def __len__(self) -> int:
-        return sum(len(shard) for shard in self._shards)
-
-    def __contains__(self, record_id: object) -> bool:
-        return isinstance(record_id, str) and bool(record_id) and record_id[-1] in SHARDS and record_id in self._shards[SHARDS.index(record_id[-1])]
+Listener = Callable[[str, str, "dict[str, Any] | None"], None]
 
 
 def default_home() -> Path:
@@ -74,56 +52,198 @@ def default_home() -> Path:
 
 
 class Store:
-    def __init__(self, home: str | os.PathLike | None = None, compact_bytes: int | None = None):
+    def __init__(self, home: str | os.PathLike | None = None):
         self.home = Path(home) if home is not None else default_home()
-        try:
-            self.home.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise StoreError(f"Cannot create the data folder {self.home}: {err.strerror}; set FIELDKIT_HOME to a folder you can write") from None
-        kwargs = {"compact_bytes": compact_bytes} if compact_bytes else {}
-        self.db = FieldkitDB(self.home, storage=JournalStorage, **kwargs)
-        self.storage: JournalStorage = self.db.storage  # type: ignore[assignment]
-        self._tables: dict[str, JournalTable] = {}
+        if not self.home.exists():
+            try:
+                self.home.mkdir(parents=True, mode=0o700)
+            except OSError as err:
+                raise StoreError(f"Cannot create the data folder {self.home}: {err.strerror}; set FIELDKIT_HOME to a folder you can write") from None
+        self.backups = Backups(self.home)
+        from fieldkit.store import legacy
 
-    def table(self, name: str) -> JournalTable:
+        if legacy.is_legacy(self.home):
+            legacy.migrate(self.home, self.backups)
+        self.db = Database(self.home, self.backups.newest)
+        if not self.db.read_only:
+            self.backups.clean_leftovers()
+        self._listeners: list[Listener] = []
+        self._tables: dict[str, Any] = {}
+        self._seen_seq = self.db.seq
+
+    @property
+    def read_only(self) -> bool:
+        return self.db.read_only
+
+    # -- TinyDB's document API ---------------------------------------------------------
+
+    def table(self, name: str):
+        """The TinyDB table of one kind of record (``issue``, ``note``, ... ``local``)."""
         found = self._tables.get(name)
         if found is None:
-            found = self._tables[name] = self.db.table(name, cache_size=0)  # type: ignore[assignment]
+            from fieldkit.store.documents import open_tables
+
+            self._tables = open_tables(self)
+            found = self._tables.get(name)
+            if found is None:
+                raise KeyError(name)
         return found
 
-    def documents(self, name: str) -> Mapping[str, Any]:
-        """The live documents of a table by id: read them, never change them."""
-        if name in SHARDED:
-            return ShardedView(self.storage, name)
-        return self.storage.table(name)
+    # -- records ------------------------------------------------------------------------
 
-    def shard(self, name: str, record_id: str) -> dict[str, Any]:
-        """The live documents of the one shard that holds ``record_id`` (and its children)."""
-        return self.storage.table(shard_name(name, record_id))
+    def _decode(self, kind: str, record_id: str, doc: bytes, merge: bytes | None, crc: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        if checksum(doc, merge) != crc:
+            raise self.db.corrupt(self.db.path, f"{kind} {record_id} does not match its checksum")
+        try:
+            return orjson.loads(doc), (orjson.loads(merge) if merge else None)
+        except orjson.JSONDecodeError:
+            raise self.db.corrupt(self.db.path, f"{kind} {record_id} does not read back") from None
 
-    def get(self, name: str, doc_id: str) -> dict[str, Any] | None:
-        """A copy of one document, or None."""
-        found = self.storage.table(shard_name(name, doc_id)).get(doc_id)
-        return copy.deepcopy(found) if found is not None else None
+    def get(self, kind: str, record_id: str) -> dict[str, Any] | None:
+        """One record's values, or None."""
+        found = self.db.rows("SELECT doc, merge, crc FROM record WHERE kind = ? AND id = ?", (kind, record_id))
+        return self._decode(kind, record_id, *found[0])[0] if found else None
 
-    def put(self, name: str, doc_id: str, doc: dict[str, Any], owned: bool = False) -> None:
-        """Store a whole document under its id (replacing what was there).
+    def get_with_state(self, kind: str, record_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """One record's values and its packed merge state, or None."""
+        found = self.db.rows("SELECT doc, merge, crc FROM record WHERE kind = ? AND id = ?", (kind, record_id))
+        if not found:
+            return None
+        doc, merge = self._decode(kind, record_id, *found[0])
+        return doc, merge or {}
 
-        ``owned`` says the caller made ``doc`` for the store and keeps no
-        reference to change later, so it is stored without copying.
-        """
-        self.table(shard_name(name, doc_id)).put(doc_id, doc if owned else copy.deepcopy(doc))
+    def get_many_with_state(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]]:
+        """Many records' values and packed merge states at once, by (kind, id)."""
+        by_kind: dict[str, list[str]] = {}
+        for kind, record_id in keys:
+            by_kind.setdefault(kind, []).append(record_id)
+        found: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+        for kind, ids in by_kind.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for record_id, doc, merge, crc in self.db.rows(
+                    f"SELECT id, doc, merge, crc FROM record WHERE kind = ? AND id IN ({','.join('?' * len(chunk))})",
+                    (kind, *chunk),
+                ):
+                    values, packed = self._decode(kind, record_id, doc, merge, crc)
+                    found[(kind, record_id)] = (values, packed or {})
+        return found
 
-    def delete(self, name: str, doc_id: str) -> None:
-        name = shard_name(name, doc_id)
-        if doc_id in self.storage.table(name):
-            self.table(name).delete(doc_id)
+    def ref_taken(self, ref: str) -> bool:
+        return bool(self.db.rows("SELECT 1 FROM issue_line WHERE ref = ?", (ref.upper(),)))
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Everything written inside is saved durably together, or not at all."""
-        with self.storage.transaction():
-            yield
+    def file_identity(self) -> str:
+        """What tells this register file from a copy of it: a restored or copied file is a new file."""
+        stat = os.stat(self.db.path)
+        return f"{stat.st_dev}:{stat.st_ino}"
+
+    def _mark_path(self) -> Path:
+        configured = os.environ.get("FIELDKIT_STATE")
+        if configured:
+            return Path(configured) / "stores" / f"{self.db.uid}.seq"
+        from platformdirs import user_state_path
+
+        return user_state_path("fieldkit", appauthor=False) / "stores" / f"{self.db.uid}.seq"
+
+    def _write_mark(self, before: int, after: int) -> None:
+        """Note, outside the data folder, how far this register has come (no fsync: a hint, not data)."""
+        if after == before:
+            return
+        path = self._mark_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(str(after))
+        except OSError:
+            pass
+
+    def went_back(self) -> bool:
+        """Whether this register file is older than one this machine already had: a restored copy."""
+        try:
+            return int(self._mark_path().read_text() or 0) > self.db.seq
+        except (OSError, ValueError):
+            return False
+
+    def accept_restore(self) -> None:
+        self._write_mark(-1, self.db.seq)
+
+    def kind_of(self, record_id: str) -> str | None:
+        for kind in RECORD_KINDS:
+            if self.db.rows("SELECT 1 FROM record WHERE kind = ? AND id = ?", (kind, record_id)):
+                return kind
+        return None
+
+    def put(self, kind: str, record_id: str, doc: dict[str, Any], merge: dict[str, Any] | None = None,
+            line: tuple[str, str] | None = None) -> None:
+        """Save a whole record (its values, merge state and, for an issue, its lookup line)."""
+        doc_bytes = orjson.dumps(doc)
+        merge_bytes = orjson.dumps(merge) if merge is not None else None
+        parent = doc.get("issue_id") if kind in CHILD_KINDS else None
+        with self.db.transaction():
+            self.db.write(
+                "INSERT OR REPLACE INTO record(kind, id, parent, seq, doc, merge, crc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (kind, record_id, parent, self.db.next_seq, doc_bytes, merge_bytes, checksum(doc_bytes, merge_bytes)),
+            )
+            if line is not None:
+                ref, text = line
+                self.db.write("INSERT OR REPLACE INTO issue_line(id, ref, line, crc) VALUES (?, ?, ?, ?)",
+                              (record_id, ref.upper(), text, checksum(text)))
+            self._notify([(kind, record_id, doc)])
+
+    def _notify(self, written: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+        """Tell the listeners once the transaction has committed; never about one rolled back."""
+        def tell(before: int, after: int) -> None:
+            self._write_mark(before, after)
+            if self._seen_seq == before:
+                self._seen_seq = after
+            for kind, record_id, doc in written:
+                for listener in self._listeners:
+                    listener(kind, record_id, doc)
+
+        self.db.after_commit(tell)
+
+    def put_many(self, records: Iterable[tuple[str, str, dict[str, Any], dict[str, Any] | None, tuple[str, str] | None]]) -> None:
+        """Save many records in one statement a table (a pulled page, an import)."""
+        with self.db.transaction():
+            rows, lines, written = [], [], []
+            seq = self.db.next_seq
+            for kind, record_id, doc, merge, line in records:
+                doc_bytes = orjson.dumps(doc)
+                merge_bytes = orjson.dumps(merge) if merge is not None else None
+                parent = doc.get("issue_id") if kind in CHILD_KINDS else None
+                rows.append((kind, record_id, parent, seq, doc_bytes, merge_bytes, checksum(doc_bytes, merge_bytes)))
+                if line is not None:
+                    lines.append((record_id, line[0].upper(), line[1], checksum(line[1])))
+                written.append((kind, record_id, doc))
+            self.db.write_many("INSERT OR REPLACE INTO record(kind, id, parent, seq, doc, merge, crc) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if lines:
+                self.db.write_many("INSERT OR REPLACE INTO issue_line(id, ref, line, crc) VALUES (?, ?, ?, ?)", lines)
+            self._notify(written)
+
+    def delete(self, kind: str, record_id: str) -> None:
+        """Remove a local document (records of the register are never removed: they get tombstones)."""
+        with self.db.transaction():
+            self.db.write("DELETE FROM record WHERE kind = ? AND id = ?", (kind, record_id))
+            self.db.write("DELETE FROM issue_line WHERE id = ?", (record_id,))
+            self._notify([(kind, record_id, None)])
+
+    def children(self, kind: str, parent: str) -> list[dict[str, Any]]:
+        """The notes, actions or status changes of one issue."""
+        found = self.db.rows("SELECT id, doc, merge, crc FROM record WHERE parent = ? AND kind = ?", (parent, kind))
+        return [self._decode(kind, record_id, doc, merge, crc)[0] for record_id, doc, merge, crc in found]
+
+    def documents(self, kind: str) -> "KindView":
+        """All records of one kind by id, read lazily: iterate, look up, count."""
+        return KindView(self, kind)
+
+    def iter_kind(self, kind: str, with_state: bool = False) -> Iterator[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+        for record_id, doc, merge, crc in self.db.stream("SELECT id, doc, merge, crc FROM record WHERE kind = ?", (kind,)):
+            values, state = self._decode(kind, record_id, doc, merge, crc)
+            yield record_id, values, state
+
+    def count(self, kind: str) -> int:
+        return self.db.rows("SELECT count(*) FROM record WHERE kind = ?", (kind,))[0][0]
+
+    # -- this replica's own documents ----------------------------------------------------
 
     def local(self, key: str) -> dict[str, Any]:
         return self.get("local", key) or {}
@@ -131,11 +251,137 @@ class Store:
     def set_local(self, key: str, doc: dict[str, Any]) -> None:
         self.put("local", key, doc)
 
-    def refresh(self) -> None:
-        self.storage.refresh()
+    # -- the outbox ----------------------------------------------------------------------
 
-    def compact(self) -> None:
-        self.storage.compact()
+    def queue(self, ops: Iterable[dict[str, Any]], state: str = "pending", reason: str = "") -> None:
+        rows = []
+        for op in ops:
+            payload = orjson.dumps(op)
+            rows.append((op["op_id"], op["id"], state, reason, payload, checksum(payload)))
+        self.db.write_many("INSERT OR REPLACE INTO outbox(op_id, record_id, state, reason, op, crc) VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def _op(self, op_id: str, payload: bytes, crc: int) -> dict[str, Any]:
+        if checksum(payload) != crc:
+            raise self.db.corrupt(self.db.path, f"the unsent change {op_id} does not match its checksum")
+        return orjson.loads(payload)
+
+    def outbox(self, state: str, limit: int | None = None) -> list[tuple[dict[str, Any], str]]:
+        """Operations in one state, oldest first (ids are time-ordered), with their reasons."""
+        sql = "SELECT op_id, op, crc, reason FROM outbox WHERE state = ? ORDER BY op_id"
+        params: tuple[Any, ...] = (state,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params += (limit,)
+        return [(self._op(op_id, payload, crc), reason) for op_id, payload, crc, reason in self.db.rows(sql, params)]
+
+    def outbox_count(self, state: str) -> int:
+        return self.db.rows("SELECT count(*) FROM outbox WHERE state = ?", (state,))[0][0]
+
+    def outbox_record_ids(self, state: str | None = None) -> set[str]:
+        if state is None:
+            return {r[0] for r in self.db.rows("SELECT DISTINCT record_id FROM outbox")}
+        return {r[0] for r in self.db.rows("SELECT DISTINCT record_id FROM outbox WHERE state = ?", (state,))}
+
+    def outbox_states(self, op_ids: Iterable[str]) -> dict[str, str]:
+        wanted = list(op_ids)
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.rows(f"SELECT op_id, state FROM outbox WHERE op_id IN ({marks})", chunk))
+        return found
+
+    def unqueue(self, op_ids: Iterable[str]) -> None:
+        self.db.write_many("DELETE FROM outbox WHERE op_id = ?", ((op_id,) for op_id in op_ids))
+
+    def mark(self, marks: dict[str, tuple[str, str]]) -> None:
+        """Set the state and reason of operations: ``{op_id: (state, reason)}``."""
+        self.db.write_many("UPDATE outbox SET state = ?, reason = ? WHERE op_id = ?",
+                           ((state, reason, op_id) for op_id, (state, reason) in marks.items()))
+
+    # -- the lookup lines ------------------------------------------------------------------
+
+    def issue_lines(self, needle: str | None = None, ref: str | None = None,
+                    ids: Iterable[str] | None = None) -> Iterator[str]:
+        """The compact lines of the issues holding ``needle`` (all of them for None), checked."""
+        if ref is not None:
+            found: Iterable[tuple[str, str, int]] = self.db.rows("SELECT id, line, crc FROM issue_line WHERE ref = ?", (ref.upper(),))
+        elif ids is not None:
+            wanted = list(ids)
+            found = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                found += self.db.rows(f"SELECT id, line, crc FROM issue_line WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        elif needle is not None:
+            found = self.db.stream("SELECT id, line, crc FROM issue_line WHERE instr(line, ?) > 0", (needle,))
+        else:
+            found = self.db.stream("SELECT id, line, crc FROM issue_line")
+        for record_id, line, crc in found:
+            if checksum(line) != crc:
+                raise self.db.corrupt(self.db.path, f"the lookup line of issue {record_id} does not match its checksum")
+            yield line
+
+    def refs_starting(self, prefix: str, limit: int) -> list[str]:
+        upper = prefix.upper()
+        end = upper[:-1] + chr(ord(upper[-1]) + 1) if upper else ""
+        return [r[0] for r in self.db.rows("SELECT id FROM issue_line WHERE ref >= ? AND ref < ? ORDER BY ref LIMIT ?", (upper, end, limit))]
+
+    def ids_starting(self, prefix: str, limit: int) -> list[str]:
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else ""
+        return [r[0] for r in self.db.rows("SELECT id FROM issue_line WHERE id >= ? AND id < ? ORDER BY id LIMIT ?", (prefix, end, limit))]
+
+    def issue_count(self) -> int:
+        return self.db.rows("SELECT count(*) FROM issue_line")[0][0]
+
+    # -- transactions, other processes ---------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything written inside is saved durably together, or not at all.
+
+        Whatever is read inside is what is saved now: another process's writes
+        wait until this one commits.
+        """
+        with self.db.transaction():
+            yield
+
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener(kind, id, values or None)`` for every change, ours or another process's."""
+        self._listeners.append(listener)
+
+    def refresh(self) -> bool:
+        """Take in what another process saved since we last looked; True when there was something."""
+        if not self.db.changed_elsewhere():
+            return False
+        stored = self.db.stored_seq()
+        if stored > self._seen_seq and self._listeners:
+            for record_id, kind, doc, merge, crc in self.db.rows(
+                "SELECT id, kind, doc, merge, crc FROM record WHERE seq > ?", (self._seen_seq,)
+            ):
+                values = self._decode(kind, record_id, doc, merge, crc)[0]
+                for listener in self._listeners:
+                    listener(kind, record_id, values)
+        self._seen_seq = max(stored, self._seen_seq)
+        return True
+
+    # -- backups ---------------------------------------------------------------------------
+
+    def backup(self) -> Path:
+        """A verified, independent, compressed copy of the register (see ``backups.py``)."""
+        return self.backups.make(self.db)
+
+    def check(self) -> None:
+        """Read every row back and check the file's structure: StoreCorrupt if anything is wrong."""
+        problem = self.db.quick_check()
+        if problem:
+            raise self.db.corrupt(self.db.path, problem)
+        for kind in (*RECORD_KINDS, "local"):
+            for _ in self.iter_kind(kind):
+                pass
+        for _ in self.issue_lines():
+            pass
+        self.outbox("pending")
+        self.outbox("rejected")
 
     def close(self) -> None:
         self.db.close()
@@ -145,3 +391,35 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class KindView(Mapping):
+    """All records of one kind as a read-only mapping, read from the file as it is used."""
+
+    def __init__(self, store: Store, kind: str):
+        self._store = store
+        self._kind = kind
+
+    def __getitem__(self, record_id: str) -> dict[str, Any]:
+        found = self._store.get(self._kind, record_id)
+        if found is None:
+            raise KeyError(record_id)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([r[0] for r in self._store.db.rows("SELECT id FROM record WHERE kind = ?", (self._kind,))])
+
+    def __len__(self) -> int:
+        return self._store.count(self._kind)
+
+    def __contains__(self, record_id: object) -> bool:
+        return isinstance(record_id, str) and bool(
+            self._store.db.rows("SELECT 1 FROM record WHERE kind = ? AND id = ?", (self._kind, record_id))
+        )
+
+    def items(self):  # type: ignore[override]
+        return [(record_id, values) for record_id, values, _ in self._store.iter_kind(self._kind)]
+
+    def values(self):  # type: ignore[override]
+        return [values for _, values, _ in self._store.iter_kind(self._kind)]
+

@@ -9,10 +9,10 @@ Each sort order is computed once and then kept current: an edit moves one row
 (a bisect and a list insert), so a save does not cost a re-sort of 100,000
 rows.
 
-A cold ``fieldkit find`` builds none of this: an index opened from the compact
-register file keeps the file as bytes, finds the longest word (or a filter's
-``\tvalue\t``) with ``bytes.find``, and parses only the lines it hits. The rows
-are built the first time something needs all of them (the app).
+A cold ``fieldkit find`` builds none of this: an index opened on the store asks
+the register file for the lines holding the longest word (or a filter's
+``\tvalue\t``, SQLite's ``instr`` over the compact lines) and parses only
+those. The rows are built the first time something needs all of them (the app).
 """
 
 from __future__ import annotations
@@ -27,19 +27,10 @@ from fieldkit.filters import (
     filter_rows,
     row_from_line,
     row_from_values,
-    row_to_line,
     sort_key,
 )
 
 ID_CHARS = frozenset("0123456789abcdef-")
-
-
-def render_rows(documents: dict[str, dict[str, Any]]) -> bytes:
-    """The compact register file written beside the issue snapshot: one tab-separated row an issue.
-
-    Newest first, so rows parsed from it lie in memory in the register's usual order.
-    """
-    return "\n".join(row_to_line(row_from_values(i, v)) for i, v in _newest_first(documents.items())).encode("utf-8")
 
 
 #: A question part matching at most this many rows is answered from its own index, not a pass.
@@ -100,50 +91,36 @@ def _newest_first(values: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[st
 
 
 class _Lines:
-    """The compact register file as bytes, searched without parsing what cannot match."""
+    """The register's compact lines, read from the register file only where they can match."""
 
-    def __init__(self, blob: bytes, changed: dict[str, IssueRow | None]):
-        self.blob = blob
-        self.changed = changed
+    def __init__(self, store: Any):
+        self.store = store
 
-    def _line_at(self, pos: int) -> tuple[int, int]:
-        start = self.blob.rfind(b"\n", 0, pos) + 1
-        end = self.blob.find(b"\n", pos)
-        return start, len(self.blob) if end < 0 else end
+    @staticmethod
+    def _parse(lines: Iterable[str]) -> list[IssueRow]:
+        return [row_from_line(line) for line in lines]
 
-    def lines_containing(self, needle: bytes) -> Iterable[bytes]:
-        blob, pos = self.blob, 0
-        while True:
-            pos = blob.find(needle, pos)
-            if pos < 0:
-                return
-            start, end = self._line_at(pos)
-            yield blob[start:end]
-            pos = end + 1
+    def rows(self, needle: str | None) -> list[IssueRow]:
+        """Parsed rows whose line holds ``needle`` (all rows for None)."""
+        return self._parse(self.store.issue_lines(needle))
 
-    def all_lines(self) -> Iterable[bytes]:
-        return (line for line in self.blob.split(b"\n") if line)
+    def rows_by_ref(self, ref: str) -> list[IssueRow]:
+        return self._parse(self.store.issue_lines(ref=ref))
 
-    def rows(self, needle: bytes | None) -> list[IssueRow]:
-        """Parsed rows whose line holds ``needle`` (all rows for None), with edited rows in place."""
-        changed = self.changed
-        lines: Iterable[bytes] = self.all_lines() if needle is None else self.lines_containing(needle)
-        found = [row_from_line(line.decode("utf-8")) for line in lines if line[:36].decode("ascii") not in changed]
-        found.extend(r for r in changed.values() if r is not None)
-        return found
+    def rows_by_ids(self, ids: Iterable[str]) -> list[IssueRow]:
+        return self._parse(self.store.issue_lines(ids=ids))
 
 
 class IssueIndex:
-    def __init__(self, documents: dict[str, dict[str, Any] | None], rows: bytes | None = None):
-        """Rows from the issue documents, or from a compact register file plus the documents changed since."""
+    def __init__(self, documents: dict[str, dict[str, Any] | None] | None = None, store: Any = None):
+        """Rows from the issue documents, or (cold) from the store's compact lines as they are needed."""
         self._lines: _Lines | None = None
         self._rows: dict[str, IssueRow] | None = None
-        if rows is None:
-            live = ((i, v) for i, v in documents.items() if v is not None)
+        if store is None:
+            live = ((i, v) for i, v in (documents or {}).items() if v is not None)
             self._rows = {i: row_from_values(i, v) for i, v in _newest_first(live)}
         else:
-            changed = {i: (row_from_values(i, v) if v is not None else None) for i, v in documents.items()}
-            self._lines = _Lines(rows, changed)
+            self._lines = _Lines(store)
         self._reset_structures()
 
     def _reset_structures(self) -> None:
@@ -155,14 +132,16 @@ class IssueIndex:
         self._text_ids: list[str] = []
         self._text_stale: set[str] = set()
         self._sorted_ids: list[str] | None = None
-        self._by_ref: dict[str, str] | None = None
+        self._by_ref: dict[str, list[str]] | None = None
 
     @property
     def rows(self) -> dict[str, IssueRow]:
         """Every live row by id (built from the register file on first use)."""
         if self._rows is None:
             assert self._lines is not None
-            rows = {row.id: row for row in self._lines.rows(None)}
+            found = self._lines.rows(None)
+            found.sort(key=lambda row: row.updated_at, reverse=True)
+            rows = {row.id: row for row in found}
             self._rows, self._lines = rows, None
             self._reset_structures()
         return self._rows
@@ -170,11 +149,9 @@ class IssueIndex:
     # -- keeping current ---------------------------------------------------------
 
     def update(self, issue_id: str, values: dict[str, Any] | None) -> None:
-        row = row_from_values(issue_id, values) if values is not None else None
         if self._rows is None:
-            assert self._lines is not None
-            self._lines.changed[issue_id] = row
-            return
+            return  # cold: the store's lines are written in the same transaction
+        row = row_from_values(issue_id, values) if values is not None else None
         old = self._rows.pop(issue_id, None)
         if row is not None:
             self._rows[issue_id] = row
@@ -206,9 +183,7 @@ class IssueIndex:
     def __len__(self) -> int:
         if self._rows is None:
             assert self._lines is not None
-            changed = self._lines.changed
-            kept = sum(1 for line in self._lines.all_lines() if line[:36].decode("ascii") not in changed)
-            return kept + sum(1 for r in changed.values() if r is not None)
+            return self._lines.store.issue_count()
         return len(self._rows)
 
     def _ascending(self, sort: str) -> list[IssueRow]:
@@ -306,11 +281,11 @@ class IssueIndex:
         assert self._lines is not None
         facets = sorted(_facet_values(question), key=len)
         if question.words:
-            candidates = self._lines.rows(max(question.words, key=len).encode("utf-8"))
+            candidates = self._lines.rows(max(question.words, key=len))
         elif facets and len(facets[0]) <= 50:
             found: dict[str, IssueRow] = {}
             for value in facets[0]:  # each line holding one of the values, e.g. \tEC121\t
-                found.update((r.id, r) for r in self._lines.rows(f"\t{value}\t".encode("utf-8")))
+                found.update((r.id, r) for r in self._lines.rows(f"\t{value}\t"))
             candidates = list(found.values())
         else:
             return self._find_in_rows(question)  # nothing to search for: build the rows once, keep them
@@ -323,48 +298,41 @@ class IssueIndex:
         if self._rows is not None:
             return self._rows.get(issue_id)
         assert self._lines is not None
-        if issue_id in self._lines.changed:
-            return self._lines.changed[issue_id]
-        for row in self._lines.rows(issue_id.encode("ascii")):
-            if row.id == issue_id:
-                return row
-        return None
+        return next(iter(self._lines.rows_by_ids([issue_id])), None)
 
     def get_many(self, issue_ids: Iterable[str]) -> dict[str, IssueRow]:
-        """Rows for many ids at once: one pass over the register file instead of one search an id."""
+        """Rows for many ids at once."""
         wanted = set(issue_ids)
         if self._rows is not None:
             return {i: self._rows[i] for i in wanted if i in self._rows}
         assert self._lines is not None
-        changed = self._lines.changed
-        keys = {i.encode("ascii") for i in wanted if i not in changed and i.isascii()}
-        found = {}
-        for line in self._lines.all_lines():
-            if line[:36] in keys:
-                row = row_from_line(line.decode("utf-8"))
-                found[row.id] = row
-        found.update((i, r) for i, r in changed.items() if i in wanted and r is not None)
-        return found
+        return {row.id: row for row in self._lines.rows_by_ids(wanted)}
 
     def __contains__(self, issue_id: object) -> bool:
         return isinstance(issue_id, str) and self.get(issue_id) is not None
 
-    def by_ref(self, ref: str) -> str | None:
+    def ids_by_ref(self, ref: str) -> list[str]:
+        """Every issue with this reference: one, or several on a register that was given a duplicate."""
         wanted = ref.strip().upper()
         if self._rows is None:
             assert self._lines is not None
-            for row in self._lines.rows(f"\t{wanted}\t".encode("utf-8")):
-                if row.ref.upper() == wanted:
-                    return row.id
-            return next((r.id for r in self._lines.changed.values() if r is not None and r.ref.upper() == wanted), None)
+            return sorted(row.id for row in self._lines.rows_by_ref(wanted))
         if self._by_ref is None:
-            self._by_ref = {row.ref.upper(): row.id for row in self._rows.values() if row.ref}
-        return self._by_ref.get(wanted)
+            by_ref: dict[str, list[str]] = {}
+            for row in self._rows.values():
+                if row.ref:
+                    by_ref.setdefault(row.ref.upper(), []).append(row.id)
+            self._by_ref = by_ref
+        return sorted(self._by_ref.get(wanted, []))
+
+    def by_ref(self, ref: str) -> str | None:
+        found = self.ids_by_ref(ref)
+        return found[0] if found else None
 
     def ids_with_prefix(self, prefix: str, limit: int = 10) -> list[str]:
         if self._rows is None:
             assert self._lines is not None
-            return sorted({r.id for r in self._lines.rows(prefix.encode("ascii")) if r.id.startswith(prefix)})[:limit]
+            return self._lines.store.ids_starting(prefix, limit)
         if self._sorted_ids is None:
             self._sorted_ids = sorted(self._rows)
         ids = self._sorted_ids
@@ -380,6 +348,5 @@ class IssueIndex:
         wanted = prefix.strip().upper()
         if self._rows is None:
             assert self._lines is not None
-            rows = self._lines.rows(f"\t{wanted}".encode("utf-8"))
-            return [r.id for r in rows if r.ref.upper().startswith(wanted)][:limit]
+            return self._lines.store.refs_starting(wanted, limit)
         return [row.id for row in self._rows.values() if row.ref.upper().startswith(wanted)][:limit]
