@@ -50,15 +50,17 @@ class Register:
         self._settings_author: str | None = None
         self._index: IssueIndex | None = None
         self.restored = False
+        self._replica: dict[str, Any] = {}
+        self._replica_read = -1
         replica = store.local("replica")
         self.device_id: str = replica.get("device_id", "")
         self.clock = Clock(self.device_id or "0000", replica.get("clock"))
         if not store.read_only and (not self.device_id or replica.get("file") != store.file_identity() or store.went_back()):
             with store.transaction():
-                self._load_replica()
+                self._load_replica(check_restore=True)
         store.on_change(self._changed)
 
-    def _load_replica(self) -> dict[str, Any]:
+    def _load_replica(self, check_restore: bool = False) -> dict[str, Any]:
         """This laptop's identity, clock and reference counter as saved now (call inside a transaction).
 
         Read afresh in every write, so two processes never hand out the same
@@ -67,9 +69,11 @@ class Register:
         laptop) becomes a new replica: a new device code, so no reference or
         clock stamp it hands out can repeat one the old copy already gave.
         """
+        if self._replica_read == self.store.db.number and self.store.db.in_transaction and not check_restore:
+            return self._replica  # read in this transaction already, and nothing else can write until it ends
         replica = self.store.local("replica")
         identity = self.store.file_identity()
-        if not replica.get("device_id") or replica.get("file", identity) != identity or self.store.went_back():
+        if not replica.get("device_id") or replica.get("file", identity) != identity or (check_restore and self.store.went_back()):
             self.restored = bool(replica.get("device_id"))
             self.store.accept_restore()
             earlier = [*replica.get("earlier_devices", []), replica["device_id"]] if self.restored else []
@@ -80,6 +84,7 @@ class Register:
             self.store.set_local("replica", replica)
         self.device_id = replica["device_id"]
         self._replica = replica
+        self._replica_read = self.store.db.number
         stored_clock = replica.get("clock") or ZERO
         if self.clock.device != self.device_id:
             self.clock = Clock(self.device_id, stored_clock)
@@ -166,24 +171,26 @@ class Register:
         meantime is merged, never overwritten. ``seen`` defaults to the stamps
         of the values saved now: the author saw what the register shows.
         """
-        with self.store.transaction():
-            self._load_replica()
-            state = self._state(record_type, record_id) or merge.empty_state()
-            stamps = state["stamps"]
-            op = {
-                "op_id": new_id(),
-                "type": record_type,
-                "id": record_id,
-                "device": self.device_id,
-                "author": self.author,
-                "hlc": self.clock.tick(),
-                "fields": fields,
-                "seen": seen if seen is not None else {name: stamps[name] for name in fields if name in stamps},
-            }
-            merge.apply_op_in_place(state, op)
-            values = self._save_state(record_type, record_id, state)
-            self.store.queue([op])
-            self._save_replica()
+        if not self.store.db.in_transaction:
+            with self.store.transaction():
+                return self._write(record_type, record_id, fields, seen)
+        self._load_replica()
+        state = self._state(record_type, record_id) or merge.empty_state()
+        stamps = state["stamps"]
+        op = {
+            "op_id": new_id(),
+            "type": record_type,
+            "id": record_id,
+            "device": self.device_id,
+            "author": self.author,
+            "hlc": self.clock.tick(),
+            "fields": fields,
+            "seen": seen if seen is not None else {name: stamps[name] for name in fields if name in stamps},
+        }
+        merge.apply_op_in_place(state, op)
+        values = self._save_state(record_type, record_id, state)
+        self.store.queue([op])
+        self._save_replica()
         return values
 
     def _record(self, record_type: str, record_id: str, state: dict[str, Any]) -> tuple[str, str, dict[str, Any], dict[str, Any], tuple[str, str] | None]:

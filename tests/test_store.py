@@ -246,7 +246,7 @@ def test_damage_in_the_middle_of_an_import_is_refused_not_read_as_an_empty_regis
     sheet.write_text("\n".join(rows) + "\n")
     assert run_fieldkit(home, "import", str(sheet)).returncode == 0
     database = home / "register.sqlite"
-    flip(database, b"Imported issue 150")
+    flip(database, b"\tImported issue 150\t")  # the lookup line of one imported issue
     message = one_line_error(run_fieldkit(home, "find", "imported"))
     assert str(database) in message
     run_fieldkit(home, "add", "--municipality", "BUF", "--sector", "water", "--title", "After")

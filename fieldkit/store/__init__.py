@@ -70,6 +70,16 @@ class Store:
         self._listeners: list[Listener] = []
         self._tables: dict[str, Any] = {}
         self._seen_seq = self.db.seq
+        self._mark: Path | None = None
+        # Writes inside a transaction are kept here and written in one statement a table at commit:
+        # a demo or an import of 100,000 issues costs a few executemany calls, not a million statements.
+        self._staged: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None, tuple[str, str] | None]] = {}
+        self._staged_refs: set[str] = set()
+        self._staged_ops: list[dict[str, Any]] = []
+        self._written: list[tuple[str, str, dict[str, Any] | None]] = []
+        self.db.before_commit.append(self._flush)
+        self.db.after_commit.append(self._committed)
+        self.db.after_rollback.append(self._forget)
 
     @property
     def read_only(self) -> bool:
@@ -101,23 +111,27 @@ class Store:
 
     def get(self, kind: str, record_id: str) -> dict[str, Any] | None:
         """One record's values, or None."""
+        staged = self._staged.get((kind, record_id))
+        if staged is not None:
+            return dict(staged[0]) if staged[0] is not None else None
         found = self.db.rows("SELECT doc, merge, crc FROM record WHERE kind = ? AND id = ?", (kind, record_id))
         return self._decode(kind, record_id, *found[0])[0] if found else None
 
     def get_with_state(self, kind: str, record_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """One record's values and its packed merge state, or None."""
-        found = self.db.rows("SELECT doc, merge, crc FROM record WHERE kind = ? AND id = ?", (kind, record_id))
-        if not found:
-            return None
-        doc, merge = self._decode(kind, record_id, *found[0])
-        return doc, merge or {}
+        found = self.get_many_with_state([(kind, record_id)])
+        return found.get((kind, record_id))
 
     def get_many_with_state(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]]:
         """Many records' values and packed merge states at once, by (kind, id)."""
         by_kind: dict[str, list[str]] = {}
-        for kind, record_id in keys:
-            by_kind.setdefault(kind, []).append(record_id)
         found: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
+        for kind, record_id in keys:
+            staged = self._staged.get((kind, record_id))
+            if staged is None:
+                by_kind.setdefault(kind, []).append(record_id)
+            elif staged[0] is not None:
+                found[(kind, record_id)] = (dict(staged[0]), staged[1] or {})
         for kind, ids in by_kind.items():
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
@@ -130,7 +144,7 @@ class Store:
         return found
 
     def ref_taken(self, ref: str) -> bool:
-        return bool(self.db.rows("SELECT 1 FROM issue_line WHERE ref = ?", (ref.upper(),)))
+        return ref.upper() in self._staged_refs or bool(self.db.rows("SELECT 1 FROM issue_line WHERE ref = ?", (ref.upper(),)))
 
     def file_identity(self) -> str:
         """What tells this register file from a copy of it: a restored or copied file is a new file."""
@@ -138,21 +152,23 @@ class Store:
         return f"{stat.st_dev}:{stat.st_ino}"
 
     def _mark_path(self) -> Path:
-        configured = os.environ.get("FIELDKIT_STATE")
-        if configured:
-            return Path(configured) / "stores" / f"{self.db.uid}.seq"
-        from platformdirs import user_state_path
+        if self._mark is None:
+            configured = os.environ.get("FIELDKIT_STATE")
+            if configured:
+                folder = Path(configured)
+            else:
+                from platformdirs import user_state_path
 
-        return user_state_path("fieldkit", appauthor=False) / "stores" / f"{self.db.uid}.seq"
+                folder = user_state_path("fieldkit", appauthor=False)
+            self._mark = folder / "stores" / f"{self.db.uid}.seq"
+        return self._mark
 
-    def _write_mark(self, before: int, after: int) -> None:
+    def _write_mark(self, seq: int) -> None:
         """Note, outside the data folder, how far this register has come (no fsync: a hint, not data)."""
-        if after == before:
-            return
         path = self._mark_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(str(after))
+            path.write_text(str(seq))
         except OSError:
             pass
 
@@ -164,9 +180,12 @@ class Store:
             return False
 
     def accept_restore(self) -> None:
-        self._write_mark(-1, self.db.seq)
+        self._write_mark(self.db.seq)
 
     def kind_of(self, record_id: str) -> str | None:
+        for kind in RECORD_KINDS:
+            if (kind, record_id) in self._staged:
+                return kind
         for kind in RECORD_KINDS:
             if self.db.rows("SELECT 1 FROM record WHERE kind = ? AND id = ?", (kind, record_id)):
                 return kind
@@ -175,60 +194,84 @@ class Store:
     def put(self, kind: str, record_id: str, doc: dict[str, Any], merge: dict[str, Any] | None = None,
             line: tuple[str, str] | None = None) -> None:
         """Save a whole record (its values, merge state and, for an issue, its lookup line)."""
-        doc_bytes = orjson.dumps(doc)
-        merge_bytes = orjson.dumps(merge) if merge is not None else None
-        parent = doc.get("issue_id") if kind in CHILD_KINDS else None
-        with self.db.transaction():
-            self.db.write(
-                "INSERT OR REPLACE INTO record(kind, id, parent, seq, doc, merge, crc) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (kind, record_id, parent, self.db.next_seq, doc_bytes, merge_bytes, checksum(doc_bytes, merge_bytes)),
-            )
-            if line is not None:
-                ref, text = line
-                self.db.write("INSERT OR REPLACE INTO issue_line(id, ref, line, crc) VALUES (?, ?, ?, ?)",
-                              (record_id, ref.upper(), text, checksum(text)))
-            self._notify([(kind, record_id, doc)])
-
-    def _notify(self, written: list[tuple[str, str, dict[str, Any] | None]]) -> None:
-        """Tell the listeners once the transaction has committed; never about one rolled back."""
-        def tell(before: int, after: int) -> None:
-            self._write_mark(before, after)
-            if self._seen_seq == before:
-                self._seen_seq = after
-            for kind, record_id, doc in written:
-                for listener in self._listeners:
-                    listener(kind, record_id, doc)
-
-        self.db.after_commit(tell)
+        if not self.db.in_transaction:
+            with self.db.transaction():
+                return self.put(kind, record_id, doc, merge, line)
+        self._staged[(kind, record_id)] = (doc, merge, line)
+        if line is not None:
+            self._staged_refs.add(line[0].upper())
+        self._written.append((kind, record_id, doc))
 
     def put_many(self, records: Iterable[tuple[str, str, dict[str, Any], dict[str, Any] | None, tuple[str, str] | None]]) -> None:
-        """Save many records in one statement a table (a pulled page, an import)."""
         with self.db.transaction():
-            rows, lines, written = [], [], []
-            seq = self.db.next_seq
             for kind, record_id, doc, merge, line in records:
-                doc_bytes = orjson.dumps(doc)
-                merge_bytes = orjson.dumps(merge) if merge is not None else None
-                parent = doc.get("issue_id") if kind in CHILD_KINDS else None
-                rows.append((kind, record_id, parent, seq, doc_bytes, merge_bytes, checksum(doc_bytes, merge_bytes)))
-                if line is not None:
-                    lines.append((record_id, line[0].upper(), line[1], checksum(line[1])))
-                written.append((kind, record_id, doc))
-            self.db.write_many("INSERT OR REPLACE INTO record(kind, id, parent, seq, doc, merge, crc) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            if lines:
-                self.db.write_many("INSERT OR REPLACE INTO issue_line(id, ref, line, crc) VALUES (?, ?, ?, ?)", lines)
-            self._notify(written)
+                self.put(kind, record_id, doc, merge, line)
 
     def delete(self, kind: str, record_id: str) -> None:
         """Remove a local document (records of the register are never removed: they get tombstones)."""
         with self.db.transaction():
-            self.db.write("DELETE FROM record WHERE kind = ? AND id = ?", (kind, record_id))
-            self.db.write("DELETE FROM issue_line WHERE id = ?", (record_id,))
-            self._notify([(kind, record_id, None)])
+            self._staged[(kind, record_id)] = (None, None, None)
+            self._written.append((kind, record_id, None))
+
+    def _flush(self) -> None:
+        """Write what this transaction staged: one statement a table."""
+        if not (self._staged or self._staged_ops):
+            return
+        seq = self.db.next_seq
+        rows, lines, gone = [], [], []
+        for (kind, record_id), (doc, merge, line) in self._staged.items():
+            if doc is None:
+                gone.append((kind, record_id))
+                continue
+            doc_bytes = orjson.dumps(doc)
+            merge_bytes = orjson.dumps(merge) if merge is not None else None
+            parent = doc.get("issue_id") if kind in CHILD_KINDS else None
+            rows.append((kind, record_id, parent, seq, doc_bytes, merge_bytes, checksum(doc_bytes, merge_bytes)))
+            if line is not None:
+                lines.append((record_id, line[0].upper(), line[1], checksum(line[1])))
+        ops = []
+        for op in self._staged_ops:
+            payload = orjson.dumps(op)
+            ops.append((op["op_id"], op["id"], "pending", "", payload, checksum(payload)))
+        self._staged.clear()
+        self._staged_refs.clear()
+        self._staged_ops.clear()
+        if rows:
+            self.db.write_many("INSERT OR REPLACE INTO record(kind, id, parent, seq, doc, merge, crc) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        if lines:
+            self.db.write_many("INSERT OR REPLACE INTO issue_line(id, ref, line, crc) VALUES (?, ?, ?, ?)", lines)
+        if gone:
+            self.db.write_many("DELETE FROM record WHERE kind = ? AND id = ?", gone)
+            self.db.write_many("DELETE FROM issue_line WHERE id = ?", [(record_id,) for _, record_id in gone])
+        if ops:
+            self.db.write_many("INSERT OR REPLACE INTO outbox(op_id, record_id, state, reason, op, crc) VALUES (?, ?, ?, ?, ?, ?)", ops)
+
+    def _read(self) -> Database:
+        """The database, with this transaction's staged writes in it, for a query."""
+        if self.db.in_transaction:
+            self._flush()
+        return self.db
+
+    def _committed(self, before: int, after: int) -> None:
+        """Tell the listeners once the transaction has committed; never about one rolled back."""
+        written, self._written = self._written, []
+        if after != before:
+            self._write_mark(after)
+        if self._seen_seq == before:
+            self._seen_seq = after
+        for kind, record_id, doc in written:
+            for listener in self._listeners:
+                listener(kind, record_id, doc)
+
+    def _forget(self) -> None:
+        self._staged.clear()
+        self._staged_refs.clear()
+        self._staged_ops.clear()
+        self._written.clear()
 
     def children(self, kind: str, parent: str) -> list[dict[str, Any]]:
         """The notes, actions or status changes of one issue."""
-        found = self.db.rows("SELECT id, doc, merge, crc FROM record WHERE parent = ? AND kind = ?", (parent, kind))
+        found = self._read().rows("SELECT id, doc, merge, crc FROM record WHERE parent = ? AND kind = ?", (parent, kind))
         return [self._decode(kind, record_id, doc, merge, crc)[0] for record_id, doc, merge, crc in found]
 
     def documents(self, kind: str) -> "KindView":
@@ -236,12 +279,12 @@ class Store:
         return KindView(self, kind)
 
     def iter_kind(self, kind: str, with_state: bool = False) -> Iterator[tuple[str, dict[str, Any], dict[str, Any] | None]]:
-        for record_id, doc, merge, crc in self.db.stream("SELECT id, doc, merge, crc FROM record WHERE kind = ?", (kind,)):
+        for record_id, doc, merge, crc in self._read().stream("SELECT id, doc, merge, crc FROM record WHERE kind = ?", (kind,)):
             values, state = self._decode(kind, record_id, doc, merge, crc)
             yield record_id, values, state
 
     def count(self, kind: str) -> int:
-        return self.db.rows("SELECT count(*) FROM record WHERE kind = ?", (kind,))[0][0]
+        return self._read().rows("SELECT count(*) FROM record WHERE kind = ?", (kind,))[0][0]
 
     # -- this replica's own documents ----------------------------------------------------
 
@@ -253,12 +296,12 @@ class Store:
 
     # -- the outbox ----------------------------------------------------------------------
 
-    def queue(self, ops: Iterable[dict[str, Any]], state: str = "pending", reason: str = "") -> None:
-        rows = []
-        for op in ops:
-            payload = orjson.dumps(op)
-            rows.append((op["op_id"], op["id"], state, reason, payload, checksum(payload)))
-        self.db.write_many("INSERT OR REPLACE INTO outbox(op_id, record_id, state, reason, op, crc) VALUES (?, ?, ?, ?, ?, ?)", rows)
+    def queue(self, ops: Iterable[dict[str, Any]]) -> None:
+        """Put operations in the outbox, waiting to be sent."""
+        if not self.db.in_transaction:
+            with self.db.transaction():
+                return self.queue(ops)
+        self._staged_ops.extend(ops)
 
     def _op(self, op_id: str, payload: bytes, crc: int) -> dict[str, Any]:
         if checksum(payload) != crc:
@@ -272,15 +315,15 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params += (limit,)
-        return [(self._op(op_id, payload, crc), reason) for op_id, payload, crc, reason in self.db.rows(sql, params)]
+        return [(self._op(op_id, payload, crc), reason) for op_id, payload, crc, reason in self._read().rows(sql, params)]
 
     def outbox_count(self, state: str) -> int:
-        return self.db.rows("SELECT count(*) FROM outbox WHERE state = ?", (state,))[0][0]
+        return self._read().rows("SELECT count(*) FROM outbox WHERE state = ?", (state,))[0][0]
 
     def outbox_record_ids(self, state: str | None = None) -> set[str]:
         if state is None:
-            return {r[0] for r in self.db.rows("SELECT DISTINCT record_id FROM outbox")}
-        return {r[0] for r in self.db.rows("SELECT DISTINCT record_id FROM outbox WHERE state = ?", (state,))}
+            return {r[0] for r in self._read().rows("SELECT DISTINCT record_id FROM outbox")}
+        return {r[0] for r in self._read().rows("SELECT DISTINCT record_id FROM outbox WHERE state = ?", (state,))}
 
     def outbox_states(self, op_ids: Iterable[str]) -> dict[str, str]:
         wanted = list(op_ids)
@@ -288,15 +331,15 @@ class Store:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(self.db.rows(f"SELECT op_id, state FROM outbox WHERE op_id IN ({marks})", chunk))
+            found.update(self._read().rows(f"SELECT op_id, state FROM outbox WHERE op_id IN ({marks})", chunk))
         return found
 
     def unqueue(self, op_ids: Iterable[str]) -> None:
-        self.db.write_many("DELETE FROM outbox WHERE op_id = ?", ((op_id,) for op_id in op_ids))
+        self._read().write_many("DELETE FROM outbox WHERE op_id = ?", ((op_id,) for op_id in op_ids))
 
     def mark(self, marks: dict[str, tuple[str, str]]) -> None:
         """Set the state and reason of operations: ``{op_id: (state, reason)}``."""
-        self.db.write_many("UPDATE outbox SET state = ?, reason = ? WHERE op_id = ?",
+        self._read().write_many("UPDATE outbox SET state = ?, reason = ? WHERE op_id = ?",
                            ((state, reason, op_id) for op_id, (state, reason) in marks.items()))
 
     # -- the lookup lines ------------------------------------------------------------------
@@ -305,17 +348,17 @@ class Store:
                     ids: Iterable[str] | None = None) -> Iterator[str]:
         """The compact lines of the issues holding ``needle`` (all of them for None), checked."""
         if ref is not None:
-            found: Iterable[tuple[str, str, int]] = self.db.rows("SELECT id, line, crc FROM issue_line WHERE ref = ?", (ref.upper(),))
+            found: Iterable[tuple[str, str, int]] = self._read().rows("SELECT id, line, crc FROM issue_line WHERE ref = ?", (ref.upper(),))
         elif ids is not None:
             wanted = list(ids)
             found = []
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
-                found += self.db.rows(f"SELECT id, line, crc FROM issue_line WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                found += self._read().rows(f"SELECT id, line, crc FROM issue_line WHERE id IN ({','.join('?' * len(chunk))})", chunk)
         elif needle is not None:
-            found = self.db.stream("SELECT id, line, crc FROM issue_line WHERE instr(line, ?) > 0", (needle,))
+            found = self._read().stream("SELECT id, line, crc FROM issue_line WHERE instr(line, ?) > 0", (needle,))
         else:
-            found = self.db.stream("SELECT id, line, crc FROM issue_line")
+            found = self._read().stream("SELECT id, line, crc FROM issue_line")
         for record_id, line, crc in found:
             if checksum(line) != crc:
                 raise self.db.corrupt(self.db.path, f"the lookup line of issue {record_id} does not match its checksum")
@@ -324,14 +367,14 @@ class Store:
     def refs_starting(self, prefix: str, limit: int) -> list[str]:
         upper = prefix.upper()
         end = upper[:-1] + chr(ord(upper[-1]) + 1) if upper else ""
-        return [r[0] for r in self.db.rows("SELECT id FROM issue_line WHERE ref >= ? AND ref < ? ORDER BY ref LIMIT ?", (upper, end, limit))]
+        return [r[0] for r in self._read().rows("SELECT id FROM issue_line WHERE ref >= ? AND ref < ? ORDER BY ref LIMIT ?", (upper, end, limit))]
 
     def ids_starting(self, prefix: str, limit: int) -> list[str]:
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else ""
-        return [r[0] for r in self.db.rows("SELECT id FROM issue_line WHERE id >= ? AND id < ? ORDER BY id LIMIT ?", (prefix, end, limit))]
+        return [r[0] for r in self._read().rows("SELECT id FROM issue_line WHERE id >= ? AND id < ? ORDER BY id LIMIT ?", (prefix, end, limit))]
 
     def issue_count(self) -> int:
-        return self.db.rows("SELECT count(*) FROM issue_line")[0][0]
+        return self._read().rows("SELECT count(*) FROM issue_line")[0][0]
 
     # -- transactions, other processes ---------------------------------------------------
 
@@ -407,15 +450,13 @@ class KindView(Mapping):
         return found
 
     def __iter__(self) -> Iterator[str]:
-        return iter([r[0] for r in self._store.db.rows("SELECT id FROM record WHERE kind = ?", (self._kind,))])
+        return iter([r[0] for r in self._store._read().rows("SELECT id FROM record WHERE kind = ?", (self._kind,))])
 
     def __len__(self) -> int:
         return self._store.count(self._kind)
 
     def __contains__(self, record_id: object) -> bool:
-        return isinstance(record_id, str) and bool(
-            self._store.db.rows("SELECT 1 FROM record WHERE kind = ? AND id = ?", (self._kind, record_id))
-        )
+        return isinstance(record_id, str) and self._store.get(self._kind, record_id) is not None
 
     def items(self):  # type: ignore[override]
         return [(record_id, values) for record_id, values, _ in self._store.iter_kind(self._kind)]

@@ -114,8 +114,11 @@ class Database:
         self._lock = threading.RLock()
         self._depth = 0
         self._wrote = False
-        self._after_commit: list[Callable[[int, int], None]] = []
+        self.before_commit: list[Callable[[], None]] = []
+        self.after_commit: list[Callable[[int, int], None]] = []
+        self.after_rollback: list[Callable[[], None]] = []
         self.seq = 0
+        self.number = 0  # counts transactions begun: what was read inside this one is still current
         self.read_only = not _writable(home, self.path)
         marker = read_marker(home)
         if marker is not None and marker.get("format") != FORMAT:
@@ -204,9 +207,13 @@ class Database:
                 except sqlite3.Error as err:
                     raise self.translate(err) from None
                 self._wrote = False
+                self.number += 1
             self._depth += 1
             try:
                 yield
+                if self._depth == 1:
+                    for hook in self.before_commit:
+                        hook()
             except BaseException:
                 self._depth -= 1
                 if self._depth == 0:
@@ -216,12 +223,9 @@ class Database:
             if self._depth == 0:
                 self._commit()
 
-    def after_commit(self, callback: Callable[[int, int], None]) -> None:
-        """Run ``callback(seq before, seq after)`` once this transaction has committed (never if it fails)."""
-        if self._depth == 0:
-            callback(self.seq, self.seq)
-        else:
-            self._after_commit.append(callback)
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
 
     def _commit(self) -> None:
         before = self.seq
@@ -229,17 +233,19 @@ class Database:
             if self._wrote:
                 self.conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(self.seq + 1),))
             self.conn.execute("COMMIT")
-        except sqlite3.Error as err:
+        except BaseException as err:
             self._rollback()
-            raise self.translate(err) from None
+            if isinstance(err, sqlite3.Error):
+                raise self.translate(err) from None
+            raise
         if self._wrote:
             self.seq += 1
-        callbacks, self._after_commit = self._after_commit, []
-        for callback in callbacks:
-            callback(before, self.seq)
+        for hook in self.after_commit:
+            hook(before, self.seq)
 
     def _rollback(self) -> None:
-        self._after_commit = []
+        for hook in self.after_rollback:
+            hook()
         try:
             self.conn.execute("ROLLBACK")
         except sqlite3.Error:
