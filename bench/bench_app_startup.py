@@ -20,8 +20,7 @@ The baseline puts the same register's rows in a ``DataTable`` (what the list wou
 without the Line API), in a process of its own.
 
 The 100,000-issue register is the one ``bench/bench_store.py`` builds and caches in
-``bench/.cache/100000-2026/`` (``load_demo``, outbox acknowledged, compacted: 10-15 minutes
-the first time).
+``bench/.cache/register-100000-2026/`` (``fieldkit demo``: about a minute the first time).
 """
 
 from __future__ import annotations
@@ -48,15 +47,14 @@ SEARCH = "burst main"  # typed one key at a time, as a person does
 
 
 def work_copy(source: Path | None, name: str) -> Path:
-    """A copy the app may write to: snapshots hard-linked (they are only ever replaced), the journal copied."""
+    """A copy of the register the app may write to."""
     dest = WORK / name
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
     if source is not None:
-        shutil.copytree(source / "tables", dest / "tables", copy_function=os.link)
-        if (source / "journal.log").exists():
-            shutil.copy2(source / "journal.log", dest / "journal.log")
+        shutil.copytree(source, dest)
+    else:
+        dest.mkdir(parents=True)
     from fieldkit.register import Register
 
     register = Register.open(dest, author="Bench Facilitator")
@@ -181,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench_store import cache_dir, ensure_register
 
     print_machine(machine_info(["textual", "tinydb"]))
-    ensure_register(args.size, 2026, rebuild=False)
+    ensure_register(args.size, 2026)
     big = cache_dir(args.size, 2026) / "fieldkit"
     cases = [("empty store", work_copy(None, "empty"), False), (f"{args.size:,} issues", work_copy(big, "big"), True)]
 

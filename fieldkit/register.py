@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Iterable
@@ -485,6 +486,7 @@ class Register:
             self.store.unqueue(op_ids)
             known = self.store.outbox_states((rejected or {}).keys())
             self.store.mark({op_id: ("rejected", reason) for op_id, reason in (rejected or {}).items() if op_id in known})
+        self.store.give_back_space()
 
     def retry_rejected(self) -> int:
         """Put rejected operations back in the queue (after the reason has been dealt with)."""
@@ -526,6 +528,18 @@ class Register:
         for kind in RECORD_KINDS:
             for record_id, values, packed in self.store.iter_kind(kind):
                 yield record_id, {"type": kind, **merge.unpack_state(packed or {}, values)}
+
+    # -- backups ----------------------------------------------------------------------------
+
+    def backup_if_due(self, hours: float = 24) -> bool:
+        """Make a backup when the newest is older than ``hours`` (or from a clock that has since gone back)."""
+        newest = self.store.backups.newest()
+        if newest is not None:
+            age = time.time() - newest.stat().st_mtime
+            if 0 <= age < hours * 3600:
+                return False
+        self.store.backup()
+        return True
 
     # -- the app's unsaved form ----------------------------------------------------------
 

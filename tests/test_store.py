@@ -457,3 +457,16 @@ def test_an_odd_value_that_got_in_never_stops_the_register_opening(register):
     rows = register.find(IssueFilter(text="tab"))
     assert [r.id for r in rows] == [issue["id"]]
     assert Register(Store(register.store.home)).find()[0].id == issue["id"]
+
+
+def test_a_backup_is_made_when_the_newest_is_a_day_old_or_from_a_clock_that_went_back(register):
+    add(register, "One")
+    assert register.backup_if_due() is True
+    assert register.backup_if_due() is False
+    newest = register.store.backups.newest()
+    os.utime(newest, (time.time() - 2 * 86_400,) * 2)
+    assert register.backup_if_due() is True
+    newest = register.store.backups.newest()
+    os.utime(newest, (time.time() + 3 * 86_400,) * 2)  # made while the clock was days ahead
+    assert register.backup_if_due() is True
+    assert len(register.store.backups.list()) == 3

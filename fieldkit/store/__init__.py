@@ -38,6 +38,8 @@ __all__ = ["Store", "StoreError", "StoreCorrupt", "ReadOnly", "default_home", "R
 RECORD_KINDS = ("issue", "note", "action", "status_change", "lesson")
 CHILD_KINDS = ("note", "action", "status_change")
 
+STAGE_LIMIT = 5000
+
 Listener = Callable[[str, str, "dict[str, Any] | None"], None]
 
 
@@ -201,6 +203,8 @@ class Store:
         if line is not None:
             self._staged_refs.add(line[0].upper())
         self._written.append((kind, record_id, doc))
+        if len(self._staged) >= STAGE_LIMIT:
+            self._flush()  # still inside the transaction: a long import holds a few thousand records, not all
 
     def put_many(self, records: Iterable[tuple[str, str, dict[str, Any], dict[str, Any] | None, tuple[str, str] | None]]) -> None:
         with self.db.transaction():
@@ -336,6 +340,10 @@ class Store:
 
     def unqueue(self, op_ids: Iterable[str]) -> None:
         self._read().write_many("DELETE FROM outbox WHERE op_id = ?", ((op_id,) for op_id in op_ids))
+
+    def give_back_space(self) -> None:
+        """After a sync emptied the outbox: give the freed space back (not inside a transaction)."""
+        self.db.give_back_space()
 
     def mark(self, marks: dict[str, tuple[str, str]]) -> None:
         """Set the state and reason of operations: ``{op_id: (state, reason)}``."""

@@ -146,6 +146,7 @@ class Database:
                 os.chmod(self.path, 0o600)
             self.conn.execute("PRAGMA cache_size = -16000")
             if not self.read_only:
+                self.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file only
                 self.conn.execute("BEGIN IMMEDIATE")
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
@@ -315,6 +316,16 @@ class Database:
 
     def stored_seq(self) -> int:
         return int(self.rows("SELECT value FROM meta WHERE key = 'seq'")[0][0])
+
+    def give_back_space(self) -> None:
+        """Return the pages freed by a large delete (an emptied outbox) to the file system."""
+        free, total = self.rows("PRAGMA freelist_count")[0][0], self.rows("PRAGMA page_count")[0][0]
+        if free > 256 and free * 4 > total and self._depth == 0:
+            with self._lock:
+                try:
+                    self.conn.executescript("PRAGMA incremental_vacuum;")  # run to the end (execute() stops after one page)
+                except sqlite3.Error as err:
+                    raise self.translate(err) from None
 
     def quick_check(self) -> str | None:
         """SQLite's own check of the file's structure: None when it is sound."""
