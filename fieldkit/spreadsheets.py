@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,7 +30,6 @@ NUMBER_FORMATS = {"date": DATE_FORMAT, "datetime": DATETIME_FORMAT, "bool": '"TR
 #: Characters XML 1.0 cannot hold; a pasted control character would make the workbook unreadable.
 _ILLEGAL = re.compile(r"[\000-\010\013\014\016-\037]")
 _WIDTH_SAMPLE = 500
-_TIME_TOKENS = re.compile(r"h|s|am/pm", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,53 +136,52 @@ def xlsx_bytes(sheets: Sequence[Sheet], title: str = "") -> bytes:
     return buffer.getvalue()
 
 
-def _text(value: Any, number_format: str | None) -> str:
-    """A cell's value as the text the importer reads."""
+def _text(value: Any) -> str:
+    """A cell's value as the text the importer reads: a date-time (South African time in the sheet) as ISO in UTC."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, datetime):
-        if number_format and _TIME_TOKENS.search(number_format.replace("[", "").split(";")[0]):
-            moment = value if value.tzinfo else value.replace(tzinfo=SAST)
-            return moment.astimezone(timezone.utc).isoformat()
-        return value.date().isoformat()
+        moment = value if value.tzinfo else value.replace(tzinfo=SAST)
+        moment = (moment + timedelta(microseconds=500_000)).replace(microsecond=0)  # serial numbers round to a second
+        return moment.astimezone(timezone.utc).isoformat()
     if isinstance(value, (date, time)):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return str(value).strip()
 
 
-def read_xlsx_rows(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a workbook's register sheet as text by header (the sheet named Issues, else the first)."""
-    import zipfile
+def read_workbook(path: str | Path) -> dict[str, list[dict[str, str]]]:
+    """Every sheet of a workbook (xlsx, xls, ods) as rows of text by header, read with python-calamine.
 
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
+    Blank rows in the middle are kept, so row numbers match what the person sees; trailing ones are dropped.
+    """
+    from python_calamine import CalamineError, CalamineWorkbook, PasswordError, XmlError, ZipError
 
     from fieldkit.cli import CommandError
 
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as err:
-        raise CommandError(f"{path} cannot be read as an Excel workbook (.xlsx): {err}") from None
-    try:
-        names = {name.lower(): name for name in book.sheetnames}
-        sheet = book[names["issues"]] if "issues" in names else book.worksheets[0]
-        rows = sheet.iter_rows()
-        header_cells = next(rows, None)
-        headers = [_text(c.value, None) for c in header_cells] if header_cells else []
-        if not any(headers):
-            raise CommandError(f"{path} has no header row; the first row must name the columns")
-        headers = [h or f"Column {n}" for n, h in enumerate(headers, start=1)]
-        found = []
-        for cells in rows:
-            values = [_text(c.value, getattr(c, "number_format", None)) for c in cells]
-            values += [""] * (len(headers) - len(values))
-            found.append(dict(zip(headers, values)))
-        while found and not any(found[-1].values()):
-            found.pop()  # blank rows in the middle stay, so row numbers match what the user sees
-        return found
-    finally:
-        book.close()
+        book = CalamineWorkbook.from_path(str(path))
+        sheets = {name: book.get_sheet_by_name(name).to_python(skip_empty_area=False) for name in book.sheet_names}
+    except (CalamineError, PasswordError, XmlError, ZipError, OSError, ValueError) as err:
+        raise CommandError(f"{path} cannot be read as a spreadsheet (.xlsx, .xls or .ods): {err}") from None
+    found: dict[str, list[dict[str, str]]] = {}
+    for name, cells in sheets.items():
+        if not cells or not any(_text(v) for v in cells[0]):
+            if not found and name == next(iter(sheets)):
+                raise CommandError(f"{path} has no header row on sheet '{name}'; the first row must name the columns")
+            continue
+        headers = [_text(h) or f"Column {n}" for n, h in enumerate(cells[0], start=1)]
+        rows = []
+        for values in cells[1:]:
+            texts = [_text(v) for v in values]
+            texts += [""] * (len(headers) - len(texts))
+            rows.append(dict(zip(headers, texts)))
+        while rows and not any(rows[-1].values()):
+            rows.pop()
+        found[name] = rows
+    return found

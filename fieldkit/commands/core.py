@@ -131,8 +131,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("import", help="import a register kept in a spreadsheet (CSV or XLSX)")
     p.add_argument("file")
-    p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD", help="read a column as a field, e.g. 'Problem=title'")
-    p.add_argument("--dry-run", action="store_true", help="check every row, import nothing")
+    p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                   help="read a column as a field, e.g. 'Problem=title', or leave it out with 'Notes=skip'; repeat for several")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show the columns chosen and how many rows would be added, updated, left unchanged or refused; write nothing")
     _author_option(p)
     p.set_defaults(handler=cmd_import)
 
@@ -382,19 +384,24 @@ def cmd_done(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from fieldkit.imports import parse_mapping, read_rows, import_rows
+    from fieldkit.imports import REFUSED, apply_import, describe_plan, parse_mapping, plan_import, read_file
+    from fieldkit.progress import progress
 
     mapping = parse_mapping(args.map)
-    rows = read_rows(args.file)
+    book = read_file(args.file)
     with _open(args) as register:
-        report = import_rows(register, rows, mapping, dry_run=args.dry_run)
-    for line in report.rejections:
-        print(f"row {line.row}: {line.message}", file=sys.stderr)
-    verb = "would import" if args.dry_run else "imported"
-    print(f"{verb} {report.imported} issue{'s' if report.imported != 1 else ''}; rejected {len(report.rejections)}")
-    for note in report.notes:
-        print(note, file=sys.stderr)
-    return 1 if report.rejections and not report.imported else 0
+        with progress(f"Reading {len(book.issues):,} rows") as update:
+            plan = plan_import(register, book, mapping, progress=update)
+        if not args.dry_run:
+            with progress(f"Writing {plan.writes:,} changes") as update:
+                apply_import(register, plan, progress=update)
+    summary, details = describe_plan(plan, dry_run=args.dry_run)
+    for line in details:
+        print(line, file=sys.stderr)
+    for line in summary:
+        print(line)
+    refused_everything = plan.rows and all(p.outcome == REFUSED for p in plan.rows)
+    return 1 if refused_everything else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
