@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from fieldkit import matching, model
+from fieldkit import matching, model, refdata
 from fieldkit.cli import CommandError
 from fieldkit.ids import is_record_id, new_id
 
@@ -265,6 +265,10 @@ def row_values(row: dict[str, str], columns: Columns) -> tuple[dict[str, Any], d
     for name, text in raw.items():
         if name == "municipality":
             values[name] = matching.municipality_code(text) or text
+            if values[name] == text and not refdata.get(text):
+                guess = refdata.suggest(text)
+                hint = f"did you mean {guess.code} ({guess.current_name})?" if guess else "give its name or MDB code, e.g. Buffalo City or BUF"
+                problems[name] = f"Unknown municipality '{text}' — {hint}"
         elif name == "ward":
             values[name] = matching.ward_number(text) or text
         elif name in ("lat", "lon"):
@@ -272,13 +276,15 @@ def row_values(row: dict[str, str], columns: Columns) -> tuple[dict[str, Any], d
         elif name == "severity":
             values[name] = matching.severity_code(text) or text
         elif name == "status":
-            values[name] = matching.status_code(text) or text
-            if values[name] != text and matching.words(text) not in matching.STATUS_WORDS and \
-                    matching.words(text) not in (matching.words(values[name]), matching.words(model.STATUSES[values[name]])):
-                values["status_words"] = text  # 'Escalated to DWS': the words after the status are kept as a note
-            if values[name] == text:
+            code = matching.status_code(text)
+            if code is None:
+                values[name] = text
                 problems[name] = (f"Unknown status '{text}' — write one of: {', '.join(model.STATUSES.values())} "
                                   "(or Open, Reported, Done, Fixed, Escalated ...)")
+                continue
+            values[name] = code
+            if matching.words(text) not in (*matching.STATUS_WORDS, matching.words(code), matching.words(model.STATUSES[code])):
+                values["status_words"] = text  # 'Escalated to DWS': kept as the note of the change
         elif name == "source":
             values[name] = matching.source_code(text) or text
         elif name == "needs":
@@ -313,11 +319,12 @@ def _sector_and_category(sector_text: str, category_text: str, values: dict[str,
     if found:
         values["sector"], values["category"] = found
         return
-    if sector:
-        values["sector"] = sector
-    if category_text and sector and model.category_label(sector, "other"):
+    if category_text:
+        values["sector"] = sector or "other"
         values["category"] = "other"
         values["category_text"] = category_text
+    elif sector:
+        values["sector"] = sector
 
 
 def _with_category_text(values: dict[str, Any]) -> dict[str, Any]:

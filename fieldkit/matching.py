@@ -56,11 +56,18 @@ def province_code(text: str) -> str | None:
 
 # -- municipalities -----------------------------------------------------------------
 
-_MUNI_NOISE = re.compile(r"\b(local|metropolitan|metro|district|municipality|municipal|city of|the)\b")
+_MUNI_NOISE = re.compile(r"\b(local|metropolitan|metro|district|municipality|municipal|city of|the|lm|dm|mm)\b")
 
 
 def _muni_key(text: str) -> str:
     return " ".join(_MUNI_NOISE.sub(" ", words(text)).split())
+
+
+def _muni_keys(text: str) -> tuple[str, ...]:
+    """The forms a name is looked up by: as written, without 'Local Municipality' and the like,
+    and without spaces ('OR Tambo' and 'O.R.Tambo')."""
+    short = _muni_key(text)
+    return (words(text), short, short.replace(" ", ""))
 
 
 @lru_cache(maxsize=1)
@@ -70,7 +77,7 @@ def _municipalities() -> dict[str, str | None]:
     table: dict[str, str | None] = {}
     for muni in refdata.municipalities().values():
         for name in {muni.name, muni.name_later} - {""}:
-            for key in {words(name), _muni_key(name)}:
+            for key in set(_muni_keys(name)):
                 if key and table.get(key, muni.code) != muni.code:
                     table[key] = None
                 elif key:
@@ -89,7 +96,7 @@ def municipality_code(text: str) -> str | None:
     first, _, rest = value.partition(" ")
     if rest and refdata.get(first):
         return first.upper()
-    for key in (words(value), _muni_key(value)):
+    for key in _muni_keys(value):
         code = _municipalities().get(key)
         if code:
             return code

@@ -5,7 +5,8 @@ African Standard Time (UTC+2, no daylight saving): what a facilitator expects
 to see. A cell formatted as a date alone is read back as a date; a cell with a
 time is read back as an ISO date-time in UTC, the form the register keeps.
 
-openpyxl is imported inside the functions: ``fieldkit find`` must not pay for it.
+Written with xlsxwriter and read with python-calamine (bench/bench_spreadsheets.py measured both
+against openpyxl); both are imported inside the functions: ``fieldkit find`` must not pay for them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from fieldkit import model
 
@@ -82,58 +83,62 @@ def _width(column: Column, rows: list[Sequence[Any]], index: int) -> float:
     return min(longest, column.max_width) + 2
 
 
-def xlsx_bytes(sheets: Sequence[Sheet], title: str = "") -> bytes:
-    """A workbook of typed sheets: bold frozen header, autofilter, widths fitted to the content."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.comments import Comment
-    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-    from openpyxl.utils import get_column_letter
+def xlsx_bytes(sheets: Sequence[Sheet], title: str = "", progress: Callable[[int, int], None] | None = None) -> bytes:
+    """A workbook of typed sheets, written with xlsxwriter: bold frozen header with notes, autofilter,
+    widths fitted to the content, and a print setup that fits the columns to the width of an A4 page
+    (landscape, header row repeated on every page). Text is always written as text, never as a formula."""
+    import xlsxwriter
 
-    book = Workbook(write_only=True)
-    book.properties.creator = "fieldkit"
-    book.properties.title = title or None
-    header_font = Font(name="Calibri", size=11, bold=True)
-    header_fill = PatternFill("solid", fgColor="DDE5EE")
-    header_border = Border(bottom=Side(style="thin", color="7F8C99"))
-    header_alignment = Alignment(vertical="top")
-    for spec in sheets:
-        sheet = book.create_sheet(spec.title[:31])
-        for index, column in enumerate(spec.columns, start=1):
-            sheet.column_dimensions[get_column_letter(index)].width = _width(column, spec.rows, index - 1)
-        last = get_column_letter(max(1, len(spec.columns)))
-        sheet.freeze_panes = "B2"
-        sheet.auto_filter.ref = f"A1:{last}{len(spec.rows) + 1}"
-        sheet.print_title_rows = "1:1"
-        sheet.page_setup.orientation = "landscape"
-        sheet.page_setup.paperSize = "9"  # A4
-        header = []
-        for column in spec.columns:
-            cell = WriteOnlyCell(sheet, value=column.header)
-            cell.font, cell.fill, cell.border, cell.alignment = header_font, header_fill, header_border, header_alignment
-            if column.note:
-                cell.comment = Comment(column.note, "fieldkit")
-            header.append(cell)
-        sheet.append(header)
-        formats = [NUMBER_FORMATS.get(column.kind) for column in spec.columns]
-        for row in spec.rows:
-            cells: list[Any] = []
-            for value, number_format in zip(row, formats):
-                if isinstance(value, str):
-                    value = _ILLEGAL.sub("", value)
-                    if value.startswith("="):
-                        cell = WriteOnlyCell(sheet, value=value)
-                        cell.data_type = "s"  # text that starts with '=' stays text, never a formula
-                        value = cell
-                elif number_format and value is not None:
-                    cell = WriteOnlyCell(sheet, value=value)
-                    cell.number_format = number_format
-                    value = cell
-                cells.append(value)
-            sheet.append(cells)
     buffer = io.BytesIO()
-    book.save(buffer)
+    book = xlsxwriter.Workbook(buffer, {
+        "in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
+    })
+    book.set_properties({"title": title, "author": "fieldkit"} if title else {"author": "fieldkit"})
+    header_format = book.add_format({"bold": True, "bg_color": "#DDE5EE", "bottom": 1, "bottom_color": "#7F8C99", "valign": "top"})
+    formats = {kind: book.add_format({"num_format": number_format}) for kind, number_format in NUMBER_FORMATS.items()}
+    total, written = sum(len(spec.rows) for spec in sheets), 0
+    for spec in sheets:
+        sheet = book.add_worksheet(spec.title[:31])
+        for index, column in enumerate(spec.columns):
+            sheet.set_column(index, index, _width(column, spec.rows, index))
+            sheet.write_string(0, index, column.header, header_format)
+            if column.note:
+                sheet.write_comment(0, index, column.note, {"author": "fieldkit"})
+        last = max(0, len(spec.columns) - 1)
+        sheet.freeze_panes(1, 1)
+        sheet.autofilter(0, 0, len(spec.rows), last)
+        sheet.repeat_rows(0)
+        sheet.set_landscape()
+        sheet.set_paper(9)  # A4
+        sheet.fit_to_pages(1, 0)  # every column on the page's width; as many pages down as it takes
+        writers = [_cell_writer(sheet, column.kind, formats) for column in spec.columns]
+        for number, row in enumerate(spec.rows, start=1):
+            for index, (value, write) in enumerate(zip(row, writers)):
+                if value is not None and value != "":
+                    write(number, index, value)
+            written += 1
+            if progress and written % 1000 == 0:
+                progress(written, total)
+    book.close()
     return buffer.getvalue()
+
+
+def _cell_writer(sheet: Any, kind: str, formats: dict[str, Any]):
+    """The xlsxwriter call for one column's cells: strings as strings, dates as dates, numbers as numbers."""
+    if kind in ("date", "datetime"):
+        number_format = formats[kind]
+        return lambda row, col, value: sheet.write_datetime(row, col, value, number_format)
+    if kind == "bool":
+        bool_format = formats["bool"]
+        return lambda row, col, value: sheet.write_boolean(row, col, value, bool_format)
+    if kind in ("int", "float"):
+        return lambda row, col, value: sheet.write_number(row, col, value) if isinstance(value, (int, float)) else \
+            sheet.write_string(row, col, _ILLEGAL.sub("", str(value)))
+
+    def text(row: int, col: int, value: Any) -> None:
+        sheet.write_string(row, col, _ILLEGAL.sub("", value if isinstance(value, str) else str(value)))
+
+    return text
 
 
 def _text(value: Any) -> str:

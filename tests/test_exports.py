@@ -1,4 +1,5 @@
-"""Exports read back with real readers: openpyxl for XLSX, csv for CSV, the GeoJSON rules of RFC 7946; and the round trip."""
+"""Exports read back with real readers: python-calamine (values) and openpyxl (formatting) for XLSX, csv for CSV,
+the GeoJSON rules of RFC 7946; and the round trip."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from conftest import run_fieldkit
 from fieldkit import exports, model
 from fieldkit.filters import IssueFilter
 from fieldkit.register import Register
-from fieldkit.spreadsheets import read_xlsx_rows
+from fieldkit.spreadsheets import read_workbook
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def _book(register, personal=False):
 
 def test_xlsx_has_typed_cells_a_frozen_filtered_header_and_an_actions_sheet(small):
     book = _book(small)
-    assert book.sheetnames == ["Issues", "Follow-up actions"]
+    assert book.sheetnames == ["Issues", "Follow-up actions", "Timeline"]
     issues = book["Issues"]
     headers = [c.value for c in issues[1]]
     assert headers[:5] == ["Reference", "Municipality", "Municipality name", "Province", "Ward"]
@@ -56,11 +57,12 @@ def test_xlsx_has_typed_cells_a_frozen_filtered_header_and_an_actions_sheet(smal
     assert row["Ward"].value == 12 and row["Ward"].data_type == "n" and isinstance(row["Ward"].value, int)
     assert row["Latitude"].value == pytest.approx(-32.03) and row["Longitude"].value == pytest.approx(28.9)
     # 22:30 UTC is half past midnight the next day in South Africa; the cell is a date-time, not text.
-    assert row["Created at"].value == datetime(2026, 3, 2, 0, 30) and row["Created at"].is_date
+    assert row["Created at (SAST, UTC+2)"].value == datetime(2026, 3, 2, 0, 30) and row["Created at (SAST, UTC+2)"].is_date
     assert row["Sector"].value == "Water" and row["Category"].value == "Burst or leaking pipe"
     assert row["Status"].value == "In progress" and row["Severity"].value == "Critical"
     assert row["WSA"].value == "DC12 Amathole" and row["District"].value == "DC12 Amathole"
-    assert row["Needs"].value == "Skills: Process controller training" and row["Needs support from"].value == "Water Board"
+    assert row["Needs"].value == "Skills: Process controller training (support from Water Board)"
+    assert row["Needs support from"].value == "Water Board"
     assert "\x0b" not in row["Description"].value
     formula_like = {h: c for h, c in zip(headers, issues[3])}["Title"]
     assert formula_like.data_type == "s" and formula_like.value.startswith("=HYPERLINK")
@@ -74,7 +76,7 @@ def test_xlsx_has_typed_cells_a_frozen_filtered_header_and_an_actions_sheet(smal
     assert first["Due"] == datetime(2000, 1, 31) and actions.cell(2, 6).number_format == "yyyy-mm-dd"
     assert first["Done"] is False and first["Overdue"] is True and first["Owner"] == "Technical Services manager"
     second = {h: c.value for h, c in zip(action_headers, actions[3])}
-    assert second["Done"] is True and second["Overdue"] is False and isinstance(second["Done at"], datetime)
+    assert second["Done"] is True and second["Overdue"] is False and isinstance(second["Done at (SAST, UTC+2)"], datetime)
     assert actions.max_row == 3 and actions.freeze_panes == "B2"
 
 
@@ -83,9 +85,10 @@ def test_xlsx_personal_columns_only_when_asked(small):
     assert headers[-2:] == ["Contact name", "Contact phone"]
 
 
-def test_read_xlsx_rows_reads_what_people_type(tmp_path):
+def test_read_workbook_reads_what_people_type(tmp_path):
     book = Workbook()
     sheet = book.active
+    sheet.title = "Register"
     sheet.append(["Title", "Municipality", "Ward", "Date", "Captured at", "Sector"])
     sheet.append(["Pump stolen", "ec121", 7.0, date(2026, 3, 1), datetime(2026, 3, 2, 0, 30), "Water"])
     sheet["E2"].number_format = "yyyy-mm-dd hh:mm"
@@ -94,7 +97,7 @@ def test_read_xlsx_rows_reads_what_people_type(tmp_path):
     sheet.append([None] * 6)
     path = tmp_path / "sheet.xlsx"
     book.save(path)
-    rows = read_xlsx_rows(path)
+    rows = read_workbook(path)["Register"]
     assert len(rows) == 3  # the blank row in the middle is kept (row numbers match), the trailing one dropped
     assert rows[0] == {"Title": "Pump stolen", "Municipality": "ec121", "Ward": "7", "Date": "2026-03-01",
                        "Captured at": "2026-03-01T22:30:00+00:00", "Sector": "Water"}
@@ -109,12 +112,12 @@ def test_csv_keeps_its_columns_and_writes_actions_beside(fieldkit, tmp_path):
     out = tmp_path / "register.csv"
     result = fieldkit("export", "-o", str(out))
     assert result.returncode == 0 and "register-actions.csv" in result.stderr
-    with out.open(encoding="utf-8", newline="") as handle:
+    with out.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
-    assert reader.fieldnames[: len(exports.ISSUE_COLUMNS)] == [h for _, h in exports.ISSUE_COLUMNS]
+    assert reader.fieldnames[: len(exports.ISSUE_COLUMNS)] == [exports.header_of(n, h) for n, h in exports.ISSUE_COLUMNS]
     assert rows[0]["Title"] == "No water" and "Nomsa" not in out.read_text(encoding="utf-8")
-    with (tmp_path / "register-actions.csv").open(encoding="utf-8", newline="") as handle:
+    with (tmp_path / "register-actions.csv").open(encoding="utf-8-sig", newline="") as handle:
         [action] = list(csv.DictReader(handle))
     assert (action["Action"], action["Owner"], action["Due"], action["Done"]) == ("Follow up", "PMU manager", "2026-01-31", "no")
 
@@ -143,28 +146,36 @@ def test_export_then_import_into_an_empty_store_gives_the_same_register(fieldkit
     assert len(imported) == 40 and imported == _issues(home)
 
 
-def test_geojson_follows_rfc_7946(small, capsys, tmp_path):
+def test_geojson_follows_rfc_7946_and_keeps_issues_without_coordinates(small, capsys, tmp_path):
     out = tmp_path / "issues.geojson"
     exports.export_geojson(small, IssueFilter(), str(out), personal=False)
-    assert "2 issues without coordinates left out" in capsys.readouterr().err
+    assert capsys.readouterr().err == ""
     document = json.loads(out.read_text(encoding="utf-8"))
     assert document["type"] == "FeatureCollection" and "crs" not in document
     features = document["features"]
-    assert len(features) == 1
+    assert len(features) == 3  # every issue counts; two have "geometry": null (RFC 7946 section 3.2)
+    located = [f for f in features if f["geometry"] is not None]
+    assert len(located) == 1 and sum(1 for f in features if "geometry" in f and f["geometry"] is None) == 2
     for feature in features:
         assert feature["type"] == "Feature" and isinstance(feature["id"], str)
-        geometry = feature["geometry"]
-        assert geometry["type"] == "Point" and len(geometry["coordinates"]) == 2
-        lon, lat = geometry["coordinates"]
-        assert model.LON_RANGE[0] <= lon <= model.LON_RANGE[1] and model.LAT_RANGE[0] <= lat <= model.LAT_RANGE[1]
-        assert (lon, lat) == (28.9, -32.03)
-        properties = feature["properties"]
-        assert not [k for k, v in properties.items() if isinstance(v, (dict, list))]
-        assert set(properties) == set(exports.GEOJSON_PROPERTIES)
-        assert properties["ward"] == 12 and properties["is_open"] is True
-        assert (properties["open_actions"], properties["overdue_actions"]) == (1, 1)
-        assert "contact_name" not in properties
+        assert set(feature["properties"]) == set(exports.GEOJSON_PROPERTIES)
+        assert "contact_name" not in feature["properties"]
+    [feature] = located
+    geometry = feature["geometry"]
+    assert geometry["type"] == "Point" and len(geometry["coordinates"]) == 2
+    assert tuple(geometry["coordinates"]) == (28.9, -32.03)
+    properties = feature["properties"]
+    assert not [k for k, v in properties.items() if isinstance(v, (dict, list))]
+    assert properties["ward"] == 12 and properties["is_open"] is True
+    assert (properties["open_actions"], properties["overdue_actions"]) == (1, 1)
     assert document["bbox"] == [28.9, -32.03, 28.9, -32.03]
+    by_municipality = sorted(f["properties"]["municipality"] for f in features)
+    assert by_municipality == ["BUF", "DC12", "EC121"]
+
+    points = tmp_path / "points.geojson"
+    exports.export_geojson(small, IssueFilter(), str(points), personal=False, points_only=True)
+    assert "2 issues without coordinates left out" in capsys.readouterr().err
+    assert len(json.loads(points.read_text(encoding="utf-8"))["features"]) == 1
 
 
 def test_geojson_properties_are_typed_the_same_in_every_feature(fieldkit, tmp_path):
@@ -200,12 +211,13 @@ def test_import_refuses_a_file_that_is_not_a_workbook(fieldkit, tmp_path):
     fake = tmp_path / "register.xlsx"
     fake.write_text("Title,Municipality\nNo water,EC121\n", encoding="utf-8")
     result = fieldkit("import", str(fake))
-    assert result.returncode == 1 and "cannot be read as an Excel workbook" in result.stderr
+    assert result.returncode == 1 and "cannot be read as a spreadsheet" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_exports_and_report_commands_load_no_spreadsheet_library():
-    """`fieldkit find` imports the command modules: openpyxl must wait until an XLSX is asked for."""
-    code = "import sys, fieldkit.exports, fieldkit.commands.reports, fieldkit.cli; fieldkit.cli.build_parser(); print('openpyxl' in sys.modules)"
+    """`fieldkit find` imports the command modules: spreadsheet libraries wait until an XLSX is asked for."""
+    code = ("import sys, fieldkit.exports, fieldkit.imports, fieldkit.commands.reports, fieldkit.cli; fieldkit.cli.build_parser(); "
+            "print(any(m in sys.modules for m in ('openpyxl', 'xlsxwriter', 'python_calamine', 'rich')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr

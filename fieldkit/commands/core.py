@@ -144,6 +144,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="csv", choices=list(FORMATS))
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
     p.add_argument("--personal", action="store_true", help="include community contacts' names and phones")
+    p.add_argument("--no-bom", action="store_true", help="CSV: leave out the UTF-8 byte-order mark Excel needs")
+    p.add_argument("--points-only", action="store_true", help="GeoJSON: leave out issues without coordinates")
     _find_options(p)
     p.set_defaults(handler=cmd_export)
 
@@ -406,10 +408,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from fieldkit.exports import write_export
+    from fieldkit.progress import progress
 
     with _open(args) as register:
         question = question_from_args(args, register)
-        written = write_export(register, args.format, question, args.output, personal=args.personal)
+        with progress(f"Writing {args.format.upper()}") as update:
+            written = write_export(register, args.format, question, args.output, personal=args.personal,
+                                   bom=not args.no_bom, points_only=args.points_only, progress=update)
     if args.output:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
     return 0
