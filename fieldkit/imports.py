@@ -191,6 +191,7 @@ class Columns:
     fields: dict[str, str] = field(default_factory=dict)  # header -> field
     how: dict[str, str] = field(default_factory=dict)  # header -> "name", "--map", "the name column"
     unused: list[str] = field(default_factory=list)
+    headers: list[str] = field(default_factory=list)  # in the sheet's order
 
     def column_for(self, name: str) -> str | None:
         return next((h for h, f in self.fields.items() if f == name), None)
@@ -200,8 +201,8 @@ def choose_columns(headers: Iterable[str], mapping: dict[str, str], table: dict[
     """Each header to at most one field and each field from at most one column: --map first, then
     names and synonyms left to right, then the name columns exports write beside the codes."""
     table = _ISSUE_HEADERS if table is None else table
-    chosen = Columns()
     headers = [h for h in headers if h is not None]
+    chosen = Columns(headers=headers)
     taken: set[str] = set()
     for header in headers:
         name = mapping.get(header_key(header))
@@ -312,19 +313,21 @@ def _sector_and_category(sector_text: str, category_text: str, values: dict[str,
     if sector_text and sector is None:
         values["sector"] = sector_text  # refused by the model's check, by name
         return
-    if category_text and matching.sector_code(category_text) and (sector is None or matching.sector_code(category_text) == sector):
-        values["sector"] = matching.sector_code(category_text)
+    if not category_text:
+        if sector:
+            values["sector"] = sector
         return
-    found = matching.category_code(sector, category_text) if category_text else None
+    found = matching.category_code(sector, category_text)
     if found:
         values["sector"], values["category"] = found
         return
-    if category_text:
-        values["sector"] = sector or "other"
-        values["category"] = "other"
-        values["category_text"] = category_text
-    elif sector:
-        values["sector"] = sector
+    as_sector = matching.sector_code(category_text)
+    if as_sector and (sector is None or as_sector == sector):
+        values["sector"] = as_sector
+        return
+    values["sector"] = sector or "other"
+    values["category"] = "other"
+    values["category_text"] = category_text
 
 
 def _with_category_text(values: dict[str, Any]) -> dict[str, Any]:
@@ -665,10 +668,16 @@ def _add_action(register, issue_id: str, action: ActionPlan) -> None:
 
 def describe_plan(plan: ImportPlan, dry_run: bool) -> tuple[list[str], list[str]]:
     """The lines a person reads: the summary (stdout) and the column mapping, refusals and notes (stderr)."""
-    details = ["Columns read:"]
-    for header, name in plan.columns.fields.items():
-        how = " (--map)" if plan.columns.how.get(header) == "--map" else ""
-        details.append(f"  {header} -> {name}{how}")
+    details = ["Columns:"]
+    columns = plan.columns
+    for header in columns.headers:
+        if header in columns.fields:
+            how = " (--map)" if columns.how.get(header) == "--map" else ""
+            details.append(f"  {header} -> {columns.fields[header]}{how}")
+        elif header in columns.unused:
+            details.append(f"  {header} -> not imported")
+        else:
+            details.append(f"  {header} -> skipped" + (" (--map)" if header_key(header) not in DERIVED else " (fieldkit works it out)"))
     for note in plan.notes:
         details.append(note)
     for entry in plan.refused:

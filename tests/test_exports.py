@@ -122,28 +122,94 @@ def test_csv_keeps_its_columns_and_writes_actions_beside(fieldkit, tmp_path):
     assert (action["Action"], action["Owner"], action["Due"], action["Done"]) == ("Follow up", "PMU manager", "2026-01-31", "no")
 
 
-ROUND_TRIP_FIELDS = (
-    "municipality", "ward", "sector", "category", "title", "description", "severity", "status", "responsible",
-    "source", "source_detail", "commitment", "address", "lat", "lon", "contact_name", "contact_phone", "created_at", "created_by",
-)
+LOCAL_FIELDS = ("updated_at", "updated_by", "conflicts")  # the register derives them from the operations on this laptop
 
 
-def _issues(home) -> list[tuple]:
+def _everything(home) -> tuple[dict, dict]:
+    """Every issue and every follow-up action with every field the register keeps, by id."""
     with Register.open(home) as register:
-        documents = register.store.documents("issue")
-        return sorted(tuple(documents[row.id].get(name) for name in ROUND_TRIP_FIELDS) for row in register.find())
+        issues = {i: {k: v for k, v in d.items() if k not in LOCAL_FIELDS} for i, d in register.store.documents("issue").items()}
+        actions = {i: {k: v for k, v in d.items() if k not in LOCAL_FIELDS} for i, d in register.store.documents("action").items()}
+    return issues, actions
 
 
 @pytest.mark.parametrize("suffix", ["csv", "xlsx"])
-def test_export_then_import_into_an_empty_store_gives_the_same_register(fieldkit, home, tmp_path, suffix):
-    assert fieldkit("demo", "--issues", "40").returncode == 0
+def test_a_register_goes_out_and_comes_back_whole(fieldkit, home, tmp_path, suffix):
+    """Export a demo register; import it into an empty store (everything equal, ids and references kept)
+    and into the same store (nothing changes, not one operation queued)."""
+    assert fieldkit("demo", "--issues", "60").returncode == 0
     out = tmp_path / f"register.{suffix}"
     assert fieldkit("export", "--format", suffix, "--personal", "-o", str(out)).returncode == 0
+    issues, actions = _everything(home)
+    assert sum(1 for i in issues.values() if i.get("needs")) > 5 and len(actions) > 10
+
     other = tmp_path / "other-home"
     result = run_fieldkit(other, "import", str(out))
-    assert result.returncode == 0 and "imported 40 issues; rejected 0" in result.stdout, result.stderr
-    imported = _issues(other)
-    assert len(imported) == 40 and imported == _issues(home)
+    assert result.returncode == 0 and "added 60, updated 0, unchanged 0, refused 0 issues" in result.stdout, result.stderr
+    assert f"follow-up actions: added {len(actions)}, updated 0, unchanged 0, refused 0" in result.stdout
+    if suffix == "xlsx":
+        assert "the Timeline sheet" in result.stderr and "read-only" in result.stderr
+    assert _everything(other) == (issues, actions)
+
+    with Register.open(home) as register:
+        waiting = register.waiting_count()
+    again = fieldkit("import", str(out))
+    assert "added 0, updated 0, unchanged 60, refused 0 issues" in again.stdout, again.stderr
+    assert f"follow-up actions: added 0, updated 0, unchanged {len(actions)}, refused 0" in again.stdout
+    with Register.open(home) as register:
+        assert register.waiting_count() == waiting
+    assert _everything(home) == (issues, actions)
+
+
+def test_xlsx_timeline_sheet_holds_notes_and_status_history(small):
+    from python_calamine import CalamineWorkbook
+
+    burst = next(r for r in small.find() if r.title.startswith("Burst bulk main"))
+    small.add_note(burst.id, "Met the *contractor* on site")
+    payload = exports.xlsx_export(small, IssueFilter(sort="created", descending=False), personal=False)
+    path = small.store.home / "book.xlsx"
+    path.write_bytes(payload)
+    timeline = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Timeline").to_python()
+    assert timeline[0][:5] == ["Issue reference", "At (SAST, UTC+2)", "What", "Who", "Text"]
+    rows = [r for r in timeline[1:] if r[0] == burst.ref]
+    assert [r[2] for r in rows] == ["Captured", "Status", "Note"]
+    assert rows[2][4] == "Met the *contractor* on site"
+    assert rows[1][4] == "New -> In progress" and rows[1][3] == "Thandi Mokoena"
+    assert rows[0][1] == datetime(2026, 3, 2, 0, 30)  # South African time, a typed date-time
+
+
+def test_csv_is_safe_in_a_spreadsheet_readable_in_excel_and_in_the_same_time_zone_as_xlsx(register, fieldkit, tmp_path):
+    hostile = ['=HYPERLINK("http://evil.example","click")', "+27 call me", "-2+3", "@SUM(A1:A9)", "\tTabbed", "Thabazimbi – ward 3"]
+    for title in hostile:
+        issue = register.create_issue({"municipality": "LIM361", "sector": "water", "title": title}, at="2026-03-01T22:30:00+00:00")
+    register.add_action(issue["id"], "=1+1 budget", owner="@finance")
+    register.close()
+    out = tmp_path / "register.csv"
+    assert fieldkit("export", "-o", str(out)).returncode == 0
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark: Excel on Windows reads the dash as written
+    assert "Thabazimbi – ward 3".encode("utf-8") in raw
+    with out.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with (tmp_path / "register-actions.csv").open(encoding="utf-8-sig", newline="") as handle:
+        action_rows = list(csv.DictReader(handle))
+    cells = [v for row in rows + action_rows for v in row.values() if v]
+    dangerous = [v for v in cells if v[0] in "=+-@\t\r"]
+    assert dangerous == [], dangerous  # OWASP: no cell a spreadsheet could take for a formula
+    assert sorted(r["Title"] for r in rows) == sorted("'" + t if t[0] in "=+-@\t" else t for t in hostile)
+    assert (action_rows[0]["Action"], action_rows[0]["Owner"]) == ("'=1+1 budget", "'@finance")
+    # one time zone in both formats, and the header says which
+    assert {r["Created at (SAST, UTC+2)"] for r in rows} == {"2026-03-02 00:30:00"}
+    book = tmp_path / "register.xlsx"
+    assert fieldkit("export", "--format", "xlsx", "-o", str(book)).returncode == 0
+    sheets = read_workbook(book)
+    assert {r["Created at (SAST, UTC+2)"] for r in sheets["Issues"]} == {"2026-03-01T22:30:00+00:00"}
+    assert fieldkit("export", "--no-bom", "-o", str(out)).returncode == 0 and not out.read_bytes().startswith(b"\xef")
+    # and the guard comes off again on the way back in
+    other = tmp_path / "other-home"
+    assert "added 6" in run_fieldkit(other, "import", str(out)).stdout
+    with Register.open(other) as copy:
+        assert sorted(copy.issue_values(r.id)["title"] for r in copy.find()) == sorted(t.strip() for t in hostile)  # cells are trimmed
 
 
 def test_geojson_follows_rfc_7946_and_keeps_issues_without_coordinates(small, capsys, tmp_path):
