@@ -80,6 +80,34 @@ def test_xlsx_has_typed_cells_a_frozen_filtered_header_and_an_actions_sheet(smal
     assert actions.max_row == 3 and actions.freeze_panes == "B2"
 
 
+def test_xlsx_prints_every_column_on_the_width_of_an_a4_page(small):
+    """Read from the workbook's own XML (what Excel and LibreOffice obey): fit to one page wide, any number of
+    pages tall, landscape A4, the header row repeated on every page; and formula-like text stays text."""
+    import zipfile
+    import xml.etree.ElementTree as ET
+
+    from python_calamine import CalamineWorkbook
+
+    payload = exports.xlsx_export(small, IssueFilter(sort="created", descending=False), personal=False)
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        for name in ("xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml", "xl/worksheets/sheet3.xml"):
+            sheet = ET.fromstring(archive.read(name))
+            assert sheet.find("m:sheetPr/m:pageSetUpPr", ns).get("fitToPage") == "1", name
+            setup = sheet.find("m:pageSetup", ns)
+            assert setup.get("fitToWidth", "1") == "1" and setup.get("fitToHeight") == "0", name
+            assert setup.get("orientation") == "landscape" and setup.get("paperSize") == "9", name
+            assert sheet.find("m:autoFilter", ns) is not None and sheet.find("m:sheetViews/m:sheetView/m:pane", ns).get("state") == "frozen"
+            assert "<f>" not in archive.read(name).decode()  # not one formula anywhere
+        names = ET.fromstring(archive.read("xl/workbook.xml")).findall("m:definedNames/m:definedName", ns)
+        assert sorted(n.text for n in names if n.get("name") == "_xlnm.Print_Titles") == ["'Follow-up actions'!$1:$1", "Issues!$1:$1", "Timeline!$1:$1"]
+    path = small.store.home / "book.xlsx"
+    path.write_bytes(payload)
+    rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Issues").to_python()
+    titles = [row[rows[0].index("Title")] for row in rows]
+    assert '=HYPERLINK("http://x","potholes")' in titles
+
+
 def test_xlsx_personal_columns_only_when_asked(small):
     headers = [c.value for c in _book(small, personal=True)["Issues"][1]]
     assert headers[-2:] == ["Contact name", "Contact phone"]
