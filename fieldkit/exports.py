@@ -9,7 +9,7 @@ the service list) write the second file beside the first, named after it. Both
 are built in memory before either is written, and each is written atomically,
 so a failure leaves no half-written file.
 
-Heavy libraries (openpyxl) are imported inside the writers, never at the top:
+Heavy libraries (xlsxwriter) are imported inside the writers, never at the top:
 ``fieldkit find`` imports this module's neighbours and must stay quick.
 """
 

@@ -16,9 +16,15 @@ from functools import lru_cache
 from fieldkit import model, refdata
 
 
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+@lru_cache(maxsize=65536)
 def words(text: str) -> str:
-    """Text reduced for comparing: lower case, letters and digits only, single spaces."""
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower().replace("&", " and ")).split())
+    """Text reduced for comparing: lower case, letters and digits only, single spaces.
+
+    Cached: a spreadsheet repeats the same few words ('Water', 'Open') on every row."""
+    return " ".join(_NOT_WORD.sub(" ", text.lower().replace("&", " and ")).split())
 
 
 # -- provinces ----------------------------------------------------------------------
@@ -85,6 +91,7 @@ def _municipalities() -> dict[str, str | None]:
     return table
 
 
+@lru_cache(maxsize=4096)
 def municipality_code(text: str) -> str | None:
     """The MDB code for a code (bUf), a name or later name ('Buffalo City', 'Nelson Mandela Bay Metro'),
     or 'CODE Name' as exports write it ('EC121 Mbhashe'). None when unknown or shared by two."""
@@ -166,14 +173,20 @@ SOURCE_WORDS: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=64)
+def _choice_table(choices: tuple[tuple[str, str], ...], extra: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    table = dict(extra)
+    for code, label in choices:
+        table[words(label)] = code
+        table[words(code)] = code
+    return table
+
+
 def _choice(text: str, choices: dict[str, str], extra: dict[str, str]) -> str | None:
     key = words(text or "")
     if not key:
         return None
-    for code, label in choices.items():
-        if key in (words(code), words(label)):
-            return code
-    return extra.get(key)
+    return _choice_table(tuple(choices.items()), tuple(extra.items())).get(key)
 
 
 def status_code(text: str) -> str | None:
@@ -182,10 +195,13 @@ def status_code(text: str) -> str | None:
     if found:
         return found
     key = words(text or "")
-    for word, code in sorted(STATUS_WORDS.items(), key=lambda item: -len(item[0])):
+    for word, code in _STATUS_LONGEST_FIRST:
         if key.startswith(word + " "):
             return code
     return None
+
+
+_STATUS_LONGEST_FIRST = sorted(STATUS_WORDS.items(), key=lambda item: -len(item[0]))
 
 
 def severity_code(text: str) -> str | None:
@@ -208,6 +224,20 @@ def _singular(key: str) -> str:
     return key[:-1] if key.endswith("s") else key
 
 
+@lru_cache(maxsize=1)
+def _categories() -> dict[str, list[tuple[str, str]]]:
+    """Every way a category is written, to the (sector, category) pairs it can mean."""
+    table: dict[str, list[tuple[str, str]]] = {}
+    for sector, categories in model.CATEGORIES.items():
+        for code, label in categories.items():
+            if code == "other":
+                continue
+            for key in {words(code), words(label), _singular(words(label))}:
+                table.setdefault(key, []).append((sector, code))
+    return table
+
+
+@lru_cache(maxsize=4096)
 def category_code(sector: str | None, text: str) -> tuple[str, str] | None:
     """(sector, category) for a category code, label or common word; within ``sector`` when it is known.
 
@@ -215,12 +245,7 @@ def category_code(sector: str | None, text: str) -> tuple[str, str] | None:
     key = words(text or "")
     if not key:
         return None
-    candidates: list[tuple[str, str]] = []
-    sectors = [sector] if sector else [s for s in model.CATEGORIES if s != "other"]
-    for name in sectors:
-        for code, label in model.CATEGORIES.get(name, {}).items():
-            if code != "other" and key in (words(code), words(label), _singular(words(label))):
-                candidates.append((name, code))
+    candidates = [pair for pair in _categories().get(key, []) if sector is None or pair[0] == sector]
     word = CATEGORY_WORDS.get(key) or CATEGORY_WORDS.get(_singular(key))
     if word and (sector is None or word[0] == sector) and word not in candidates:
         candidates.append(word)

@@ -422,11 +422,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from fieldkit.demo import load_demo
+    from fieldkit.progress import progress
 
     with _open(args) as register:
         if register.count() and not args.force:
             raise CommandError(f"The store already holds {register.count()} issues; add --force to add the demo anyway")
-        created = load_demo(register, issues=args.issues, seed=args.seed)
+        with progress(f"Loading a demo of {args.issues:,} issues") as update:
+            created = load_demo(register, issues=args.issues, seed=args.seed, batch=min(500, max(50, args.issues // 20)),
+                                progress=update)
     print(f"loaded a demo register of {created} issues into {register.store.home}")
     return 0
 
