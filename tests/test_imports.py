@@ -160,13 +160,16 @@ def test_province_by_any_common_code(typed, code):
     assert matching.province_code(typed) == code
 
 
-def test_province_codes_on_the_command_line(fieldkit):
+def test_province_codes_and_municipality_names_on_the_command_line(fieldkit):
     assert fieldkit("add", "--municipality", "TSH", "--sector", "water", "--title", "Leak").returncode == 0
-    assert fieldkit("add", "--municipality", "ETH", "--sector", "water", "--title", "Spill").returncode == 0
+    assert fieldkit("add", "--municipality", "eThekwini", "--sector", "water", "--title", "Spill").returncode == 0
     for typed, title in (("GP", "Leak"), ("GT", "Leak"), ("NL", "Spill"), ("KwaZulu-Natal", "Spill")):
         result = fieldkit("find", "--province", typed, "--json")
         assert [i["title"] for i in json.loads(result.stdout)] == [title], (typed, result.stderr)
     assert fieldkit("municipalities", "--province", "NP").stdout.count("LIM") > 20
+    by_name = json.loads(fieldkit("find", "--municipality", "City of Tshwane", "--json").stdout)
+    assert [(i["title"], i["municipality"]) for i in by_name] == [("Leak", "TSH")]
+    assert json.loads(fieldkit("find", "--municipality", "ETH", "--json").stdout)[0]["title"] == "Spill"
 
 
 @pytest.mark.parametrize("typed, code", [

@@ -69,7 +69,11 @@ def _need(text: str) -> dict[str, str]:
 
 
 def _given_fields(args: argparse.Namespace) -> dict[str, Any]:
+    from fieldkit.matching import municipality_code
+
     fields = {name: getattr(args, name) for name in ISSUE_OPTION_FIELDS if getattr(args, name, None) is not None}
+    if isinstance(fields.get("municipality"), str):  # a name ('Buffalo City') is as good as its code
+        fields["municipality"] = municipality_code(fields["municipality"]) or fields["municipality"]
     if getattr(args, "need", None):
         fields["needs"] = args.need
     return fields
@@ -77,7 +81,7 @@ def _given_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("add", help="capture a new issue; prints its id and reference")
-    p.add_argument("--municipality", required=True, help="MDB code, e.g. BUF or EC121")
+    p.add_argument("--municipality", required=True, help="MDB code or name, e.g. BUF or 'Buffalo City'")
     p.add_argument("--sector", required=True, choices=list(model.SECTORS))
     p.add_argument("--title", required=True)
     _issue_field_options(p, editing=False)
@@ -174,9 +178,9 @@ def _find_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--open", action="store_true", help="only open issues (new, acknowledged, in progress, escalated)")
     p.add_argument("--sector", action="append", choices=list(model.SECTORS))
     p.add_argument("--severity", action="append", choices=list(model.SEVERITIES))
-    p.add_argument("--municipality", action="append", help="MDB code; repeat for several")
+    p.add_argument("--municipality", action="append", help="MDB code or name; repeat for several")
     p.add_argument("--district", action="append", help="district code: the district and its locals")
-    p.add_argument("--province", action="append", help="province code or name, e.g. EC or 'Eastern Cape'")
+    p.add_argument("--province", action="append", help="province code or name, e.g. EC, GP or 'Eastern Cape'")
     p.add_argument("--overdue", action="store_true", help="only issues with follow-up actions past their due date")
     p.add_argument("--sort", default="updated", help="updated, created, severity, status, municipality, sector, title, ref")
     p.add_argument("--limit", type=int)
@@ -187,12 +191,14 @@ def question_from_args(args: argparse.Namespace, register) -> "Any":
     from fieldkit import refdata
     from fieldkit.filters import SORT_KEYS, IssueFilter
 
+    from fieldkit.matching import municipality_code
+
     municipalities = set()
-    for code in args.municipality or []:
-        problem = model.check_municipality(code.strip().upper())
-        if problem:
-            raise CommandError(problem)
-        municipalities.add(code.strip().upper())
+    for text in args.municipality or []:
+        code = municipality_code(text)
+        if code is None:
+            raise CommandError(model.check_municipality(text.strip().upper()) or f"Unknown municipality '{text}'")
+        municipalities.add(code)
     provinces = set()
     for text in args.province or []:
         code = refdata.province_code(text)
