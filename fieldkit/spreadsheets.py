@@ -143,6 +143,8 @@ def _cell_writer(sheet: Any, kind: str, formats: dict[str, Any]):
 
 def _text(value: Any) -> str:
     """A cell's value as the text the importer reads: a date-time (South African time in the sheet) as ISO in UTC."""
+    if type(value) is str:  # most cells: checked first, as this runs once a cell
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -182,9 +184,11 @@ def read_workbook(path: str | Path) -> dict[str, list[dict[str, str]]]:
             continue
         headers = [_text(h) or f"Column {n}" for n, h in enumerate(cells[0], start=1)]
         rows = []
+        width = len(headers)
         for values in cells[1:]:
-            texts = [_text(v) for v in values]
-            texts += [""] * (len(headers) - len(texts))
+            texts = [v.strip() if type(v) is str else _text(v) for v in values]
+            if len(texts) < width:
+                texts += [""] * (width - len(texts))
             rows.append(dict(zip(headers, texts)))
         while rows and not any(rows[-1].values()):
             rows.pop()
