@@ -435,15 +435,16 @@ class _Existing:
             self.by_title.setdefault(_title_key(values.get("municipality"), values.get("title")), []).append(issue_id)
 
     def find(self, values: dict[str, Any]) -> tuple[str | None, str]:
-        """The issue a row speaks of, or None for a new one; and why a row is ambiguous."""
+        """The issue a row speaks of (by id, else reference, else municipality and title), or None for a new
+        one; and why the row cannot be placed, when it cannot."""
         issue_id = str(values.get("id", "")).strip().lower()
-        if issue_id and issue_id in self.documents and not self.documents[issue_id].get("deleted"):
+        if issue_id in self.documents:
+            if self.documents[issue_id].get("deleted"):
+                return None, f"issue {issue_id} was deleted in this register; clear its ID to add it again"
             return issue_id, ""
         ref = str(values.get("ref", "")).strip().upper()
         if ref:
             return self.by_ref.get(ref), ""
-        if issue_id:
-            return None, ""
         same = self.by_title.get(_title_key(values.get("municipality"), values.get("title")), [])
         if len(same) > 1:
             return None, f"matches {len(same)} issues in {values.get('municipality')} with this title; add a Reference column"
@@ -582,7 +583,10 @@ def _plan_actions(register, plan: ImportPlan, rows: list[dict[str, str]], existi
             continue
         done = values.pop("done", None)
         current = actions.get(action_id) if action_id else None
-        if current is not None and not current.get("deleted"):
+        if current is not None and current.get("deleted"):
+            plan.actions.append(ActionPlan(number, REFUSED, f"follow-up action row {number}: it was deleted in this register"))
+            continue
+        if current is not None:
             changes = {k: values[k] for k in ("text", "owner", "due") if k in values and values[k] != current.get(k)}
             done_changes = done is not None and done != bool(current.get("done"))
             outcome = UPDATE if changes or done_changes else UNCHANGED
@@ -637,7 +641,7 @@ def _add(register, entry: RowPlan) -> str:
     values = dict(entry.values)
     at = values.pop("created_at", None)
     by = values.pop("created_by", None)
-    if entry.issue_id or values.get("ref"):
+    if values.get("ref"):  # the reference (and id) the file gives are kept, so the next import finds them
         created = register.restore_record("issue", entry.issue_id or new_id(), {
             **values, "created_at": at or model.now_iso(), "created_by": by or register.author})
     else:

@@ -58,6 +58,43 @@ def test_a_clerks_register_imports_with_only_the_truly_bad_rows_refused(fieldkit
         assert register.issue_values(burst["id"])["created_by"] == register.author
 
 
+def test_the_same_clerks_register_as_an_excel_workbook(fieldkit, tmp_path):
+    """As Excel keeps it: dates typed day first become date cells, ward numbers become numbers, the rest stays text."""
+    from datetime import date
+
+    from openpyxl import Workbook
+
+    with CLERK.open(encoding="cp1252", newline="") as handle:
+        reader = csv.reader(handle)
+        header, rows = next(reader), list(reader)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Register 2026"
+    sheet.append(header)
+    for row in rows:
+        cells: list = list(row)
+        day, month, year = (cells[4].split("/") + ["", "", ""])[:3]
+        if len(year) == 4 and day.isdigit() and month.isdigit():
+            try:
+                cells[4] = date(int(year), int(month), int(day))
+            except ValueError:
+                pass  # 31/02/2026 stays the text the clerk typed
+        if cells[1].isdigit():
+            cells[1] = int(cells[1])
+        sheet.append(cells)
+        if isinstance(cells[4], date):
+            sheet.cell(sheet.max_row, 5).number_format = "dd/mm/yyyy"
+    path = tmp_path / "clerk.xlsx"
+    book.save(path)
+    result = fieldkit("import", str(path))
+    assert "added 52, updated 0, unchanged 0, refused 4 issues" in result.stdout, result.stderr
+    assert [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("row ")] == ["row 11", "row 22", "row 33", "row 44"]
+    with Register.open() as register:
+        issue = next(register.issue_values(r.id) for r in register.find() if r.title == "Sewer spilling into the stream")
+        assert issue["created_at"] == "2026-11-09T22:00:00+00:00" and issue["ward"] == 21  # 10/11/2026 in South Africa
+    assert "unchanged 52" in fieldkit("import", str(path)).stdout
+
+
 def test_importing_the_same_spreadsheet_twice_changes_nothing(fieldkit):
     assert fieldkit("import", str(CLERK)).returncode == 0
     with Register.open() as register:
@@ -209,3 +246,22 @@ def test_a_title_that_starts_with_a_dash(fieldkit):
     assert _find(fieldkit)[0]["title"] == "-minus sign in the title"
     wrong = fieldkit("add", "--municipality", "BUF", "--sector", "water", "--title", "--severity")
     assert wrong.returncode == 2 and "expected one argument" in wrong.stderr
+
+
+def test_rows_that_name_ids_import_once_and_a_deleted_issue_is_not_brought_back(fieldkit, tmp_path):
+    with Register.open(author="T") as register:
+        gone = register.create_issue({"municipality": "BUF", "sector": "water", "title": "Captured twice"})
+        register.delete_issue(gone["id"])
+    sheet = tmp_path / "register.csv"
+    sheet.write_text(
+        "ID,Municipality,Sector,Title\n"
+        f"{gone['id']},BUF,Water,Captured twice\n"
+        "01a233ec-0000-7000-8000-00000000beef,BUF,Water,From another laptop\n",
+        encoding="utf-8",
+    )
+    first = fieldkit("import", str(sheet))
+    assert "added 1, updated 0, unchanged 0, refused 1 issues" in first.stdout, first.stderr
+    assert f"row 2: issue {gone['id']} was deleted in this register; clear its ID to add it again" in first.stderr
+    again = fieldkit("import", str(sheet))
+    assert "added 0, updated 0, unchanged 1, refused 1 issues" in again.stdout, again.stderr
+    assert [i["title"] for i in _find(fieldkit)] == ["From another laptop"]
