@@ -672,8 +672,8 @@ def _add_action(register, issue_id: str, action: ActionPlan) -> None:
 
 def describe_plan(plan: ImportPlan, dry_run: bool) -> tuple[list[str], list[str]]:
     """The lines a person reads: the summary (stdout) and the column mapping, refusals and notes (stderr)."""
-    details = ["Columns:"]
     columns = plan.columns
+    details = ["Columns:"] if columns.headers else []
     for header in columns.headers:
         if header in columns.fields:
             how = " (--map)" if columns.how.get(header) == "--map" else ""

@@ -2,7 +2,7 @@
 
 Spreadsheets have no time zones, so date-times are written and read as South
 African Standard Time (UTC+2, no daylight saving): what a facilitator expects
-to see. A cell formatted as a date alone is read back as a date; a cell with a
+to see. A cell holding a date alone is read back as a date (midnight in South Africa to the importer); a cell with a
 time is read back as an ISO date-time in UTC, the form the register keeps.
 
 Written with xlsxwriter and read with python-calamine (bench/bench_spreadsheets.py measured both
@@ -25,7 +25,7 @@ SAST = model.SAST
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 #: Cells that need a format to read right. Booleans too: LibreOffice otherwise shows them as 1 and 0.
-#: Numbers stay General: a styled cell costs openpyxl about three times a plain one.
+#: Numbers stay General (Excel shows whole wards and decimal degrees as they are).
 NUMBER_FORMATS = {"date": DATE_FORMAT, "datetime": DATETIME_FORMAT, "bool": '"TRUE";"TRUE";"FALSE"'}
 
 #: Characters XML 1.0 cannot hold; a pasted control character would make the workbook unreadable.

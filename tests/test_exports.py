@@ -14,7 +14,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from conftest import run_fieldkit
-from fieldkit import exports, model
+from fieldkit import exports
 from fieldkit.filters import IssueFilter
 from fieldkit.register import Register
 from fieldkit.spreadsheets import read_workbook
