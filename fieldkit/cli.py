@@ -99,11 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def describe(err: Exception) -> str | None:
     """The one line a person should see for a failure, or None for a bug (shown in full)."""
+    from fieldkit.exports import ExportError
     from fieldkit.model import ValidationError
     from fieldkit.register import Ambiguous, NotFound
+    from fieldkit.spreadsheets import SpreadsheetError
     from fieldkit.store import StoreError
 
-    if isinstance(err, (CommandError, StoreError, NotFound, Ambiguous, ValidationError)):
+    if isinstance(err, (CommandError, StoreError, NotFound, Ambiguous, ValidationError, SpreadsheetError, ExportError)):
         return str(err)
     if isinstance(err, PermissionError):
         return f"permission denied: {err.filename}; check the folder's owner or set FIELDKIT_HOME"

@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fieldkit import model, refdata
-from fieldkit.cli import CommandError
 from fieldkit.filters import IssueFilter
 from fieldkit.store.files import atomic_write
+
+class ExportError(ValueError):
+    """An export asked for in a way that cannot work; the message says what to do instead."""
+
 
 #: (field, header) in the order a coordinator reads them; headers import back as the same fields.
 ISSUE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -371,7 +374,7 @@ def export_xlsx(register, question: IssueFilter, output: str | None, personal: b
                 progress: Callable[[int, int], None] | None = None, **_: Any) -> list[str]:
     """An Excel workbook: Issues, Follow-up actions and Timeline sheets."""
     if output is None or output == "-":
-        raise CommandError("An Excel workbook is a file: give one with -o, e.g. -o register.xlsx")
+        raise ExportError("An Excel workbook is a file: give one with -o, e.g. -o register.xlsx")
     return write_files({output: xlsx_export(register, question, personal, progress)})
 
 
@@ -445,7 +448,7 @@ def export_open311(register, question: IssueFilter, output: str | None, personal
     from fieldkit import open311
 
     if personal:
-        raise CommandError("Open311 service requests never carry personal information; leave out --personal")
+        raise ExportError("Open311 service requests never carry personal information; leave out --personal")
     issues = selected_issues(register, question)
     changes = children_by_issue(register, "status_change")
     requests = [open311.service_request(record, changes.get(record["id"], [])) for record in issues]

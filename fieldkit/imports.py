@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from fieldkit import matching, model, refdata
-from fieldkit.cli import CommandError
 from fieldkit.ids import is_record_id, new_id
+from fieldkit.spreadsheets import SpreadsheetError
 
 #: The fields a spreadsheet column can feed, in the order the preview lists them.
 IMPORTABLE = (
@@ -120,7 +120,7 @@ def read_file(path: str) -> Workbook:
     """The tables of a CSV file (with its -actions.csv beside it) or an XLSX workbook, as text by header."""
     file = Path(path)
     if not file.is_file():
-        raise CommandError(f"No such file: {path}" if not file.exists() else f"{path} is a folder; give a spreadsheet file")
+        raise SpreadsheetError(f"No such file: {path}" if not file.exists() else f"{path} is a folder; give a spreadsheet file")
     if file.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"):
         from fieldkit.spreadsheets import read_workbook
 
@@ -150,7 +150,7 @@ def read_csv(file: Path) -> list[dict[str, str]]:
         dialect = csv.excel
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
     if not reader.fieldnames or not any(h.strip() for h in reader.fieldnames if h):
-        raise CommandError(f"{file} has no header row; the first row must name the columns")
+        raise SpreadsheetError(f"{file} has no header row; the first row must name the columns")
     return [{k: unguard(v) if isinstance(v, str) else "" for k, v in row.items() if k is not None} for row in reader]
 
 
@@ -164,9 +164,9 @@ def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
         column, sep, name = pair.partition("=")
         name = name.strip().lower().replace(" ", "_").replace("-", "_")
         if not sep or not column.strip() or not name:
-            raise CommandError(f"--map takes COLUMN=FIELD, e.g. 'Problem=title', not '{pair}'")
+            raise SpreadsheetError(f"--map takes COLUMN=FIELD, e.g. 'Problem=title', not '{pair}'")
         if name not in IMPORTABLE and name != SKIP:
-            raise CommandError(f"--map: '{name}' is not a field; fields are: {', '.join(IMPORTABLE)} (or skip)")
+            raise SpreadsheetError(f"--map: '{name}' is not a field; fields are: {', '.join(IMPORTABLE)} (or skip)")
         mapping[header_key(column)] = name
     return mapping
 
@@ -463,7 +463,7 @@ def plan_import(register, book: Workbook, mapping: dict[str, str], progress: Cal
         plan.notes.append("the file has no rows")
         return plan
     if "title" not in columns.fields.values():
-        raise CommandError("No column gives the title; name one 'Title' or 'Issue', or map it, e.g. --map 'Problem=title'")
+        raise SpreadsheetError("No column gives the title; name one 'Title' or 'Issue', or map it, e.g. --map 'Problem=title'")
     existing = _Existing(register)
     default_note = f"updated from {book.name}"
     seen_in_file: dict[str, int] = {}

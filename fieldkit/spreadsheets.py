@@ -33,6 +33,10 @@ _ILLEGAL = re.compile(r"[\000-\010\013\014\016-\037]")
 _WIDTH_SAMPLE = 500
 
 
+class SpreadsheetError(ValueError):
+    """A file or a column mapping a person can put right; the message says what is wrong and what to do."""
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     """One column: its header, the type of its cells, and a width cap in characters."""
@@ -169,18 +173,16 @@ def read_workbook(path: str | Path) -> dict[str, list[dict[str, str]]]:
     """
     from python_calamine import CalamineError, CalamineWorkbook, PasswordError, XmlError, ZipError
 
-    from fieldkit.cli import CommandError
-
     try:
         book = CalamineWorkbook.from_path(str(path))
         sheets = {name: book.get_sheet_by_name(name).to_python(skip_empty_area=False) for name in book.sheet_names}
     except (CalamineError, PasswordError, XmlError, ZipError, OSError, ValueError) as err:
-        raise CommandError(f"{path} cannot be read as a spreadsheet (.xlsx, .xls or .ods): {err}") from None
+        raise SpreadsheetError(f"{path} cannot be read as a spreadsheet (.xlsx, .xls or .ods): {err}") from None
     found: dict[str, list[dict[str, str]]] = {}
     for name, cells in sheets.items():
         if not cells or not any(_text(v) for v in cells[0]):
             if not found and name == next(iter(sheets)):
-                raise CommandError(f"{path} has no header row on sheet '{name}'; the first row must name the columns")
+                raise SpreadsheetError(f"{path} has no header row on sheet '{name}'; the first row must name the columns")
             continue
         headers = [_text(h) or f"Column {n}" for n, h in enumerate(cells[0], start=1)]
         rows = []
