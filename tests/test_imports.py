@@ -265,3 +265,41 @@ def test_rows_that_name_ids_import_once_and_a_deleted_issue_is_not_brought_back(
     again = fieldkit("import", str(sheet))
     assert "added 0, updated 0, unchanged 1, refused 1 issues" in again.stdout, again.stderr
     assert [i["title"] for i in _find(fieldkit)] == ["From another laptop"]
+
+
+def test_the_app_previews_an_import_then_imports_it(register):
+    """The app's import screen (I): the same plan as --dry-run, nothing written until ctrl+s."""
+    import asyncio
+
+    from fieldkit.app import FieldkitApp
+    from fieldkit.screens.imports import ImportScreen
+
+    register.save_settings(first_run_done=True, name="Thandi Mokoena", municipalities=["BUF"])
+
+    async def run() -> None:
+        app = FieldkitApp(register)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            await pilot.press("I")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, ImportScreen)
+            screen.query_one("#import-path").value = str(CLERK)
+            await pilot.press("enter")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert screen.outcome.summary.startswith("would add 52, would update 0, would leave unchanged 0, would refuse 4")
+            assert "Issue -> title" in screen.outcome.details and "row 11: Unknown municipality 'Springfield'" in screen.outcome.details
+            assert register.count() == 0
+            await pilot.press("ctrl+s")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert screen.outcome.summary.startswith("added 52, updated 0, unchanged 0, refused 4")
+            assert register.count() == 52
+            screen.query_one("#import-path").value = str(CLERK.with_name("no-such.csv"))
+            await pilot.press("f5")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert screen.outcome.problem.startswith("No such file")
+
+    asyncio.run(run())
