@@ -66,12 +66,13 @@ THEMES = ("textual-dark", "textual-light", "fieldkit-sunlight")
 OPTIONAL_SCREENS = {
     "reports": ("fieldkit.screens.reports", "ReportsScreen"),
     "lessons": ("fieldkit.screens.lessons", "LessonsScreen"),
+    "imports": ("fieldkit.screens.imports", "ImportScreen"),
 }
 
 #: App-wide single-letter keys. They are priority keys, so the app acts on them in turn with the
 #: keys typed after them ("/" then "sewage" searches for sewage, even on a busy laptop); and they
 #: are off while a form, a dialog or a text box has the keyboard, so typing never triggers them.
-LETTER_ACTIONS = frozenset({"new_issue", "search", "dashboard", "register", "sync", "reports", "lessons", "help", "leave"})
+LETTER_ACTIONS = frozenset({"new_issue", "search", "dashboard", "register", "sync", "reports", "lessons", "imports", "help", "leave"})
 
 
 def _dashboard() -> Screen:
@@ -141,6 +142,8 @@ class FieldkitApp(App[int]):
         Binding("y", "sync", "Sync", tooltip="Send and receive changes with the central server.", priority=True, id="sync"),
         Binding("R", "reports", "Reports", tooltip="Status reports per municipality.", priority=True, id="reports"),
         Binding("L", "lessons", "Lessons", tooltip="Lessons learned, captured and shared.", priority=True, id="lessons"),
+        Binding("I", "imports", "Import", show=False, tooltip="Import a register kept in a spreadsheet, previewed first.",
+                priority=True, id="imports"),
         Binding("question_mark", "help", "Help", tooltip="Every key, on this screen and everywhere.", priority=True, id="help"),
         Binding("f1", "help('always')", "Help", show=False, tooltip="Every key, even while typing in a form.", id="help-f1"),
         Binding("ctrl+t", "next_theme", "Theme", show=False, tooltip="Dark, light, or high contrast for bright sunlight.", id="next-theme"),
@@ -331,6 +334,11 @@ class FieldkitApp(App[int]):
 
     def action_lessons(self) -> None:
         screen = self.optional.get("lessons")
+        if screen is not None:
+            self.push_screen(screen())
+
+    def action_imports(self) -> None:
+        screen = self.optional.get("imports")
         if screen is not None:
             self.push_screen(screen())
 

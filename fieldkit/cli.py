@@ -43,10 +43,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def join_dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--title -2+3` as `--title=-2+3`: argparse takes a value starting with a dash for an option
+    and refuses the line ("expected one argument"). A value after an option that takes one is
+    that option's value unless it is itself one of the command's options."""
+    commands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    options = parser._option_string_actions  # argparse offers no public way to ask which options take a value
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            return joined + argv[index:]
+        if commands is not None and token in commands.choices and options is parser._option_string_actions:
+            options = commands.choices[token]._option_string_actions
+        action = options.get(token)
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if (action is not None and action.nargs is None and action.option_strings and token.startswith("--")
+                and following is not None and following.startswith("-") and following != "-"
+                and following.split("=", 1)[0] not in options and action.const is None and action.type is not bool
+                and not isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction,
+                                            argparse._CountAction, argparse._HelpAction, argparse._VersionAction))):
+            joined.append(f"{token}={following}")
+            index += 2
+            continue
+        joined.append(token)
+        index += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(args_list)
+    args = parser.parse_args(join_dash_values(parser, args_list))
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         from fieldkit.commands.core import open_app
@@ -70,11 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def describe(err: Exception) -> str | None:
     """The one line a person should see for a failure, or None for a bug (shown in full)."""
+    from fieldkit.exports import ExportError
     from fieldkit.model import ValidationError
     from fieldkit.register import Ambiguous, NotFound
+    from fieldkit.spreadsheets import SpreadsheetError
     from fieldkit.store import StoreError
 
-    if isinstance(err, (CommandError, StoreError, NotFound, Ambiguous, ValidationError)):
+    if isinstance(err, (CommandError, StoreError, NotFound, Ambiguous, ValidationError, SpreadsheetError, ExportError)):
         return str(err)
     if isinstance(err, PermissionError):
         return f"permission denied: {err.filename}; check the folder's owner or set FIELDKIT_HOME"

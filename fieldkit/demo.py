@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 from fieldkit import model, refdata
 from fieldkit.register import Register
@@ -146,8 +146,10 @@ def demo_issue(rng: random.Random, municipalities: list[refdata.Municipality]) -
 
 
 def load_demo(register: Register, issues: int = 240, seed: int = 2026, batch: int = 500,
-              municipalities: list[str] | None = None) -> int:
-    """Fill the register with a seeded demo: issues, status histories, notes and follow-up actions."""
+              municipalities: list[str] | None = None, progress: Callable[[int, int], None] | None = None) -> int:
+    """Fill the register with a seeded demo: issues, status histories, notes and follow-up actions.
+
+    ``progress(done, total)`` is told after each batch (the command line draws it on a terminal)."""
     rng = random.Random(seed)
     chosen = [refdata.get(code) for code in municipalities] if municipalities else None
     pool = [m for m in (chosen or refdata.municipalities().values()) if m is not None and m.category != "C"]
@@ -189,6 +191,8 @@ def load_demo(register: Register, issues: int = 240, seed: int = 2026, batch: in
                     ]), owner=rng.choice(OWNERS), due=due.isoformat())
                     if rng.random() < 0.35:
                         register.set_action_done(action["id"])
+        if progress:
+            progress(created, issues)
     return created
 
 

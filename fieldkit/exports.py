@@ -9,7 +9,7 @@ the service list) write the second file beside the first, named after it. Both
 are built in memory before either is written, and each is written atomically,
 so a failure leaves no half-written file.
 
-Heavy libraries (openpyxl) are imported inside the writers, never at the top:
+Heavy libraries (xlsxwriter) are imported inside the writers, never at the top:
 ``fieldkit find`` imports this module's neighbours and must stay quick.
 """
 
@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fieldkit import model, refdata
-from fieldkit.cli import CommandError
 from fieldkit.filters import IssueFilter
 from fieldkit.store.files import atomic_write
+
+class ExportError(ValueError):
+    """An export asked for in a way that cannot work; the message says what to do instead."""
+
 
 #: (field, header) in the order a coordinator reads them; headers import back as the same fields.
 ISSUE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -85,10 +88,19 @@ ACTION_COLUMNS: tuple[tuple[str, str], ...] = (
 #: How each column is typed in a workbook, and how wide it may grow.
 COLUMN_KINDS = {
     "ward": "int", "lat": "float", "lon": "float", "created_at": "datetime", "updated_at": "datetime",
-    "due": "date", "done": "bool", "overdue": "bool", "done_at": "datetime",
+    "due": "date", "done": "bool", "overdue": "bool", "done_at": "datetime", "at": "datetime",
 }
-WIDE_COLUMNS = {"title": 60, "description": 60, "commitment": 50, "issue_title": 50, "text": 50, "needs": 50, "id": 38, "issue_id": 38}
+WIDE_COLUMNS = {"title": 60, "description": 60, "commitment": 50, "issue_title": 50, "text": 60, "needs": 50, "id": 38, "issue_id": 38}
 SAST_NOTE = "South African time (UTC+2)"
+#: Every time in a CSV file or a workbook is South African time, and its header says so.
+TIME_HEADER = " (SAST, UTC+2)"
+#: OWASP's rule for CSV injection: a cell starting with one of these is prefixed with an apostrophe.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def header_of(name: str, label: str) -> str:
+    """A column's header: times say their zone."""
+    return label + TIME_HEADER if COLUMN_KINDS.get(name) == "datetime" else label
 
 #: Columns whose codes a workbook shows as the words people use; the importer maps the words back.
 LABELLED = {
@@ -117,17 +129,20 @@ def wsa_label(values: dict[str, Any]) -> str:
 
 
 def needs_text(values: dict[str, Any]) -> tuple[str, str]:
-    """Capacity-building needs as two readable cells: what is needed, and from whom."""
+    """Capacity-building needs as two readable cells: every need, one a line ('Skills: Operator training
+    (support from Amatola Water)', which the importer reads back whole), and the sources asked, in short."""
     needs = values.get("needs") or []
-    what = "; ".join(
-        f"{model.NEED_KINDS.get(n.get('kind', ''), n.get('kind', ''))}: {n.get('detail', '')}".rstrip(": ") for n in needs
-    )
-    sources = []
+    lines = []
+    sources: list[str] = []
     for need in needs:
+        line = f"{model.NEED_KINDS.get(need.get('kind', ''), need.get('kind', ''))}: {need.get('detail', '')}".rstrip(": ")
         source = (need.get("support_from") or "").strip()
-        if source and source not in sources:
-            sources.append(source)
-    return what, "; ".join(sources)
+        if source:
+            line += f" (support from {source})"
+            if source not in sources:
+                sources.append(source)
+        lines.append(line)
+    return "\n".join(lines), "; ".join(sources)
 
 
 def issue_record(values: dict[str, Any]) -> dict[str, Any]:
@@ -154,6 +169,7 @@ def selected_issues(register, question: IssueFilter) -> list[dict[str, Any]]:
 CHILD_ORDER: dict[str, Callable[[dict[str, Any]], Any]] = {
     "action": lambda a: (a.get("due") or "9999", a["id"]),
     "status_change": lambda s: (s.get("at", ""), s["id"]),
+    "note": lambda n: (n.get("at", ""), n["id"]),
 }
 
 
@@ -221,28 +237,47 @@ def _cell(value: Any) -> Any:
 
 
 def csv_text(records: list[dict[str, Any]], columns: tuple[tuple[str, str], ...]) -> str:
+    """CSV that spreadsheets open safely: times in South African time (said in the header), text that
+    could start a formula guarded with an apostrophe, which the importer takes off again."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([header for _, header in columns])
+    writer.writerow([header_of(name, header) for name, header in columns])
+    kinds = [COLUMN_KINDS.get(name, "text") for name, _ in columns]
     for record in records:
-        writer.writerow([_csv_value(record.get(name)) for name, _ in columns])
+        writer.writerow([_csv_value(record.get(name), kind) for (name, _), kind in zip(columns, kinds)])
     return buffer.getvalue()
 
 
-def _csv_value(value: Any) -> Any:
+def _csv_value(value: Any, kind: str = "text") -> Any:
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return _cell(value)
+    if kind == "datetime" and isinstance(value, str):
+        from fieldkit.spreadsheets import local_datetime
+
+        moment = local_datetime(value)
+        return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else value
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
-def export_csv(register, question: IssueFilter, output: str | None, personal: bool) -> list[str]:
-    """Issues as CSV; with a file name, the follow-up actions go in <name>-actions.csv beside it."""
+def csv_bytes(text: str, bom: bool = True) -> bytes:
+    """UTF-8 with a byte-order mark, so Excel on Windows reads 'Thabazimbi – ward 3' as written."""
+    return ("\ufeff" if bom else "").encode("utf-8") + text.encode("utf-8")
+
+
+def export_csv(register, question: IssueFilter, output: str | None, personal: bool, bom: bool = True, **_: Any) -> list[str]:
+    """Issues as CSV; with a file name, the follow-up actions go in <name>-actions.csv beside it.
+
+    Files carry a UTF-8 byte-order mark unless ``bom`` is False; standard output never does (it feeds programs)."""
     issues = selected_issues(register, question)
     text = csv_text(issues, issue_columns(personal))
     if output is None or output == "-":
         return write_text(output, text)
     actions = csv_text(action_records(register, issues), ACTION_COLUMNS)
-    return write_files({output: text.encode("utf-8"), companion(output, "actions"): actions.encode("utf-8")})
+    return write_files({output: csv_bytes(text, bom), companion(output, "actions"): csv_bytes(actions, bom)})
 
 
 def _typed(name: str, record: dict[str, Any], labelled: bool) -> Any:
@@ -273,7 +308,7 @@ def _sheet(title: str, columns: tuple[tuple[str, str], ...], records: list[dict[
 
     specs = [
         Column(
-            header,
+            header_of(name, header),
             COLUMN_KINDS.get(name, "text"),
             max_width=WIDE_COLUMNS.get(name, 30),
             note=SAST_NOTE if COLUMN_KINDS.get(name) == "datetime" else "",
@@ -284,25 +319,63 @@ def _sheet(title: str, columns: tuple[tuple[str, str], ...], records: list[dict[
     return Sheet(title, specs, rows)
 
 
-def xlsx_export(register, question: IssueFilter, personal: bool) -> bytes:
+TIMELINE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("issue_ref", "Issue reference"),
+    ("at", "At"),
+    ("kind", "What"),
+    ("author", "Who"),
+    ("text", "Text"),
+    ("issue_id", "Issue ID"),
+    ("id", "Record ID"),
+)
+
+
+def timeline_records(register, issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each exported issue's history: its capture, status changes and notes, in time order (read-only on import)."""
+    notes = children_by_issue(register, "note")
+    changes = children_by_issue(register, "status_change")
+    found = []
+    for issue in issues:
+        ref = issue.get("ref", "")
+        found.append({"issue_ref": ref, "issue_id": issue["id"], "id": issue["id"], "at": issue.get("created_at"),
+                      "kind": "Captured", "author": issue.get("created_by", ""), "text": issue.get("title", "")})
+        for change in changes.get(issue["id"], []):
+            words = f"{model.STATUSES.get(change.get('from_status') or '', change.get('from_status') or '')} -> " \
+                    f"{model.STATUSES.get(change.get('to_status') or '', change.get('to_status') or '')}"
+            text = f"{words}: {change['note']}" if change.get("note") else words
+            found.append({"issue_ref": ref, "issue_id": issue["id"], "id": change["id"], "at": change.get("at"),
+                          "kind": "Status", "author": change.get("author", ""), "text": text})
+        for note in notes.get(issue["id"], []):
+            found.append({"issue_ref": ref, "issue_id": issue["id"], "id": note["id"], "at": note.get("at"),
+                          "kind": "Note", "author": note.get("author", ""), "text": note.get("text", "")})
+    found.sort(key=lambda r: (r["issue_ref"], r.get("at") or "", r["id"]))
+    return found
+
+
+def xlsx_export(register, question: IssueFilter, personal: bool, progress: Callable[[int, int], None] | None = None) -> bytes:
+    """Issues, their follow-up actions and their timeline, one sheet each; the first two import back whole."""
     from fieldkit.spreadsheets import xlsx_bytes
 
     issues = selected_issues(register, question)
     actions = action_records(register, issues)
+    timeline = timeline_records(register, issues)
     return xlsx_bytes(
         [
             _sheet("Issues", issue_columns(personal), issues, labelled=True),
             _sheet("Follow-up actions", ACTION_COLUMNS, actions, labelled=False),
+            _sheet("Timeline", TIMELINE_COLUMNS, timeline, labelled=False),
         ],
         title="fieldkit issue register",
+        progress=progress,
     )
 
 
-def export_xlsx(register, question: IssueFilter, output: str | None, personal: bool) -> list[str]:
-    """An Excel workbook: an Issues sheet and a Follow-up actions sheet."""
+def export_xlsx(register, question: IssueFilter, output: str | None, personal: bool,
+                progress: Callable[[int, int], None] | None = None, **_: Any) -> list[str]:
+    """An Excel workbook: Issues, Follow-up actions and Timeline sheets."""
     if output is None or output == "-":
-        raise CommandError("An Excel workbook is a file: give one with -o, e.g. -o register.xlsx")
-    return write_files({output: xlsx_export(register, question, personal)})
+        raise ExportError("An Excel workbook is a file: give one with -o, e.g. -o register.xlsx")
+    return write_files({output: xlsx_export(register, question, personal, progress)})
 
 
 GEOJSON_PROPERTIES = (
@@ -313,11 +386,11 @@ GEOJSON_PROPERTIES = (
 )
 
 
-def geojson_feature(record: dict[str, Any], actions: list[dict[str, Any]], personal: bool, today: date) -> dict[str, Any] | None:
-    """One issue as an RFC 7946 Feature (a Point in [longitude, latitude]), or None without a location."""
+def geojson_feature(record: dict[str, Any], actions: list[dict[str, Any]], personal: bool, today: date) -> dict[str, Any]:
+    """One issue as an RFC 7946 Feature: a Point in [longitude, latitude], or ``"geometry": null``
+    without a location (RFC 7946 section 3.2), so counts by municipality stay whole."""
     lat, lon = record.get("lat"), record.get("lon")
-    if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)):
-        return None
+    located = isinstance(lat, (int, float)) and isinstance(lon, (int, float))
     derived = {
         "sector_name": model.sector_label(record.get("sector")),
         "category_name": model.category_label(record.get("sector"), record.get("category")) or None,
@@ -333,7 +406,7 @@ def geojson_feature(record: dict[str, Any], actions: list[dict[str, Any]], perso
     return {
         "type": "Feature",
         "id": record["id"],
-        "geometry": {"type": "Point", "coordinates": [round(float(lon), 6), round(float(lat), 6)]},
+        "geometry": {"type": "Point", "coordinates": [round(float(lon), 6), round(float(lat), 6)]} if located else None,
         "properties": properties,
     }
 
@@ -341,9 +414,10 @@ def geojson_feature(record: dict[str, Any], actions: list[dict[str, Any]], perso
 def geojson_text(features: list[dict[str, Any]]) -> str:
     """A FeatureCollection with one feature a line: valid JSON that a person can still read."""
     head: dict[str, Any] = {"type": "FeatureCollection"}
-    if features:
-        lons = [f["geometry"]["coordinates"][0] for f in features]
-        lats = [f["geometry"]["coordinates"][1] for f in features]
+    points = [f["geometry"]["coordinates"] for f in features if f["geometry"]]
+    if points:
+        lons = [p[0] for p in points]
+        lats = [p[1] for p in points]
         head["bbox"] = [min(lons), min(lats), max(lons), max(lats)]
     if not features:
         return json.dumps({**head, "features": []}) + "\n"
@@ -352,28 +426,29 @@ def geojson_text(features: list[dict[str, Any]]) -> str:
     return opening + body + "\n]}\n"
 
 
-def export_geojson(register, question: IssueFilter, output: str | None, personal: bool) -> list[str]:
-    """Issues with a location as GeoJSON for QGIS and web maps; issues without one are counted on stderr."""
+def export_geojson(register, question: IssueFilter, output: str | None, personal: bool, points_only: bool = False,
+                   **_: Any) -> list[str]:
+    """Every selected issue as GeoJSON for QGIS, pandas and web maps; those without coordinates have a null
+    geometry, or with ``points_only`` are left out and counted on stderr."""
     today = date.today()
     issues = selected_issues(register, question)
     actions = children_by_issue(register, "action")
-    features = []
-    for record in issues:
-        feature = geojson_feature(record, actions.get(record["id"], []), personal, today)
-        if feature is not None:
-            features.append(feature)
-    left_out = len(issues) - len(features)
-    if left_out:
-        print(f"{left_out} issue{'s' if left_out != 1 else ''} without coordinates left out of the map", file=sys.stderr)
+    features = [geojson_feature(record, actions.get(record["id"], []), personal, today) for record in issues]
+    if points_only:
+        features = [f for f in features if f["geometry"]]
+        left_out = len(issues) - len(features)
+        if left_out:
+            print(f"{left_out} issue{'s' if left_out != 1 else ''} without coordinates left out of the map "
+                  "(without --points-only they come with a null geometry)", file=sys.stderr)
     return write_text(output, geojson_text(features))
 
 
-def export_open311(register, question: IssueFilter, output: str | None, personal: bool) -> list[str]:
+def export_open311(register, question: IssueFilter, output: str | None, personal: bool, **_: Any) -> list[str]:
     """Open311 GeoReport v2 service requests; with a file name, the service list goes in <name>-services.json."""
     from fieldkit import open311
 
     if personal:
-        raise CommandError("Open311 service requests never carry personal information; leave out --personal")
+        raise ExportError("Open311 service requests never carry personal information; leave out --personal")
     issues = selected_issues(register, question)
     changes = children_by_issue(register, "status_change")
     requests = [open311.service_request(record, changes.get(record["id"], [])) for record in issues]
@@ -392,9 +467,11 @@ FORMATS: dict[str, Callable[..., list[str]]] = {
 }
 
 
-def write_export(register, fmt: str, question: IssueFilter, output: str | None, personal: bool = False) -> list[str]:
+def write_export(register, fmt: str, question: IssueFilter, output: str | None, personal: bool = False,
+                 **options: Any) -> list[str]:
+    """Write one format; ``options`` are the format's own (``bom`` for CSV, ``points_only`` for GeoJSON)."""
     try:
         writer = FORMATS[fmt]
     except KeyError:
         raise ValueError(f"unknown export format {fmt!r}") from None
-    return writer(register, question, output, personal)
+    return writer(register, question, output, personal, **options)

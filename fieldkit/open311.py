@@ -19,6 +19,7 @@ Mapping decisions:
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
@@ -32,9 +33,11 @@ REQUEST_FIELDS = (
 )
 SERVICE_FIELDS = ("service_code", "service_name", "description", "metadata", "type", "keywords", "group")
 
-#: The spec's defaults when a client gives no dates: the last 90 days, at most 1000 requests.
+#: The spec's defaults when a client gives no dates: the last 90 days, at most 1000 requests a page.
 DEFAULT_DAYS = 90
 MAX_REQUESTS = 1000
+#: Longest query text accepted (a long list of ids); longer is answered 400 in the spec's error form.
+MAX_PARAMETER = 4000
 
 
 class QueryError(ValueError):
@@ -161,8 +164,8 @@ def select_requests(
     """The issues a GeoReport v2 ``requests.json`` query asks for, newest first.
 
     As the spec says: ``service_request_id`` (comma-delimited) overrides every
-    other parameter; without dates the last 90 days are searched; at most 1000
-    requests are returned. Deleted issues are never returned.
+    other parameter; without dates the last 90 days are searched. Deleted issues
+    are never returned. Every match is returned: ``page_of`` cuts the page.
     """
     live = [v for v in issues if not v.get("deleted")]
     wanted_ids = _listed(service_request_id)
@@ -202,7 +205,7 @@ def select_requests(
                 continue
         found.append(values)
     found.sort(key=lambda v: (v.get("created_at") or "", v.get("id") or ""), reverse=True)
-    return found[:MAX_REQUESTS]
+    return found
 
 
 def service_code_of(values: dict[str, Any]) -> str:
@@ -212,3 +215,48 @@ def service_code_of(values: dict[str, Any]) -> str:
 def error(code: int, description: str) -> list[dict[str, Any]]:
     """GeoReport v2's error body: a list of {code, description}."""
     return [{"code": code, "description": description}]
+
+
+def page_number(text: str | None, name: str, default: int, highest: int | None = None) -> int:
+    """``page`` and ``page_size`` as typed in a URL: whole numbers from 1 (``page_size`` at most ``highest``)."""
+    if text is None or text.strip() == "":
+        return default
+    value = text.strip()
+    if not value.isdigit() or int(value) < 1:
+        raise QueryError(f"{name} must be a whole number from 1, not '{text}'")
+    if highest is not None and int(value) > highest:
+        raise QueryError(f"{name} may be at most {highest}; ask for the next page with page=2, 3, ...")
+    return int(value)
+
+
+def page_of(found: list[dict[str, Any]], page: int, page_size: int) -> list[dict[str, Any]]:
+    """One page of requests (``page`` from 1), so a client can read every request, not only the first 1000."""
+    start = (page - 1) * page_size
+    return found[start : start + page_size]
+
+
+def xml_document(root: str, item: str, records: Iterable[dict[str, Any]]) -> bytes:
+    """GeoReport v2's XML form: ``<services><service>...``, ``<service_requests><request>...``,
+    ``<errors><error>...``; a null is an empty element, a nested object (extended_attributes) nested elements."""
+    from xml.etree.ElementTree import Element, SubElement, tostring
+
+    top = Element(root)
+    for record in records:
+        _xml_fields(SubElement(top, item), record)
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + tostring(top, encoding="utf-8", xml_declaration=False)
+
+
+def _xml_fields(parent: Any, record: dict[str, Any]) -> None:
+    from xml.etree.ElementTree import SubElement
+
+    for name, value in record.items():
+        child = SubElement(parent, name)
+        if isinstance(value, dict):
+            _xml_fields(child, value)
+        elif isinstance(value, bool):
+            child.text = "true" if value else "false"
+        elif value is not None:
+            child.text = _XML_ILLEGAL.sub("", str(value))
+
+
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")

@@ -583,3 +583,39 @@ class Register:
                 count += len(ops)
             self.store.set_local("sync", sync_state)
         return count
+
+    # -- imports (fieldkit.imports): a spreadsheet that already names its records -------
+    # Added for issue 10 (spreadsheets round trip). Each is one local operation like any edit.
+
+    def keep_author(self) -> str:
+        """Look the author up once for a long batch (an import of 100,000 rows), not once a change."""
+        self._author = self.author
+        return self._author
+
+    def restore_record(self, record_type: str, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Save a new issue or follow-up action under the id (and reference) it was exported with,
+        so a register that goes out to a spreadsheet comes back as the same records."""
+        if record_type not in ("issue", "action"):
+            raise ValueError(f"restore_record takes an issue or an action, not {record_type}")
+        if not is_record_id(record_id) or self.store.get(record_type, record_id) is not None:
+            raise model.ValidationError({"id": f"'{record_id}' is not a new {record_type} id"})
+        values = {k: v for k, v in fields.items() if v not in (None, "")}
+        required = ("ref", "created_at", "created_by") if record_type == "issue" else ("issue_id",)
+        missing = [name for name in required if not values.get(name)]
+        if missing:
+            raise model.ValidationError({name: f"{name.replace('_', ' ').capitalize()} is required" for name in missing})
+        if record_type == "action" and record_id[-1] != values["issue_id"][-1]:
+            record_id = self._child_id(values["issue_id"])  # children live in their issue's shard
+        model.validate(record_type, values)
+        return self._write(record_type, record_id, values)
+
+    def edit_action(self, action_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change a follow-up action's text, owner or due date; only the fields that really change are sent."""
+        current = self.store.get("action", action_id)
+        if current is None:
+            raise NotFound(f"No follow-up action with id {action_id}")
+        allowed = {k: v for k, v in changes.items() if k in ("text", "owner", "due")}
+        merged = {k: v for k, v in {**current, **allowed}.items() if k in model.FIELDS["action"] and v not in (None, "")}
+        model.validate("action", merged)
+        real = {k: (None if v == "" else v) for k, v in allowed.items() if current.get(k) != (None if v == "" else v)}
+        return self._write("action", action_id, real) if real else current

@@ -464,10 +464,24 @@ def render(data: ReportData, fmt: str) -> str:
 # -- Markdown --------------------------------------------------------------------------------
 
 
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "~": "&#126;"}
+_MD_BACKSLASHED = "\\`*_[]|#"
+
+
 def md_cell(value: Any) -> str:
-    """Text that stays inside one Markdown table cell."""
-    text = "" if value is None else str(value)
-    return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|")
+    """User text that stays plain text inside one Markdown table cell or list item: emphasis, links,
+    code and pipes backslash-escaped (CommonMark and python-markdown both honour these), and HTML
+    characters as entities, so a pasted `<script>` is shown, never run."""
+    text = " ".join(("" if value is None else str(value)).split())
+    out = []
+    for char in text:
+        if char in _MD_ENTITIES:
+            out.append(_MD_ENTITIES[char])
+        elif char in _MD_BACKSLASHED:
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def md_table(headers: list[str], rows: Iterable[Iterable[Any]], numeric: Iterable[int] = ()) -> list[str]:
@@ -486,6 +500,12 @@ def _capped(data: ReportData, lines: tuple) -> tuple:
 
 def _more(shown: int, total: int) -> str:
     return f"… and {total - shown} more not shown (raise --limit to see them)." if total > shown else ""
+
+
+def _after_table(shown: int, total: int) -> list[str]:
+    """The 'more not shown' line as a paragraph of its own: directly under a table it would be read as a row."""
+    more = _more(shown, total)
+    return ["", more] if more else []
 
 
 def _where(line: IssueLine) -> str:
@@ -536,7 +556,7 @@ def render_markdown(data: ReportData) -> str:
             ([b.label, b.total, b.counts.get("escalated", 0), b.counts.get("critical", 0), b.counts.get("overdue_actions", 0)] for b in _capped(data, data.by_responsible)),
             numeric=(1, 2, 3, 4),
         )
-        lines.append(_more(len(_capped(data, data.by_responsible)), len(data.by_responsible)))
+        lines += _after_table(len(_capped(data, data.by_responsible)), len(data.by_responsible))
     else:
         lines.append("No open issues.")
 
@@ -547,7 +567,7 @@ def render_markdown(data: ReportData) -> str:
             ([b.label, b.total, b.counts.get("escalated", 0), b.counts.get("critical", 0), b.counts.get("resolved_since", 0)] for b in _capped(data, data.by_municipality)),
             numeric=(1, 2, 3, 4),
         )
-        lines.append(_more(len(_capped(data, data.by_municipality)), len(data.by_municipality)))
+        lines += _after_table(len(_capped(data, data.by_municipality)), len(data.by_municipality))
 
     if data.by_wsa:
         lines += ["", "## Open water and sanitation issues by Water Services Authority", ""]
@@ -556,7 +576,7 @@ def render_markdown(data: ReportData) -> str:
             ([b.label, b.counts.get("water", 0), b.counts.get("sanitation", 0), b.total] for b in _capped(data, data.by_wsa)),
             numeric=(1, 2, 3),
         )
-        lines.append(_more(len(_capped(data, data.by_wsa)), len(data.by_wsa)))
+        lines += _after_table(len(_capped(data, data.by_wsa)), len(data.by_wsa))
 
     lines += ["", f"## Resolved since {data.since.isoformat()}", ""]
     if data.resolved:
@@ -565,7 +585,7 @@ def render_markdown(data: ReportData) -> str:
             ([r.when.isoformat() if r.when else "", r.ref, _where(r), r.title, _with_wsa(r), r.responsible, r.days] for r in data.resolved),
             numeric=(6,),
         )
-        lines.append(_more(len(data.resolved), data.totals.resolved_since))
+        lines += _after_table(len(data.resolved), data.totals.resolved_since)
     else:
         lines.append("Nothing was resolved in this period.")
 
@@ -576,7 +596,7 @@ def render_markdown(data: ReportData) -> str:
             ([e.when.isoformat() if e.when else "", e.days if e.days is not None else "", e.ref, _where(e), e.title, _with_wsa(e), e.responsible, e.note] for e in data.escalations),
             numeric=(1,),
         )
-        lines.append(_more(len(data.escalations), data.totals.escalated))
+        lines += _after_table(len(data.escalations), data.totals.escalated)
     else:
         lines.append("No open escalations.")
 
@@ -591,7 +611,7 @@ def render_markdown(data: ReportData) -> str:
             ["Raised", "Reference", "Municipality", "Issue", "Responsible", "Imbizo, commitment and follow-up"],
             ([i.when.isoformat() if i.when else "", i.ref, _where(i), i.title, i.responsible, i.note] for i in data.imbizo),
         )
-        lines.append(_more(len(data.imbizo), data.totals.imbizo_open))
+        lines += _after_table(len(data.imbizo), data.totals.imbizo_open)
     else:
         lines.append("No open issue was raised at an imbizo.")
 
@@ -608,7 +628,7 @@ def render_markdown(data: ReportData) -> str:
             ["Support asked from", "Need", "Reference", "Municipality", "Detail"],
             ([n.support_from, n.kind, n.ref, n.municipality, n.detail] for n in data.needs),
         )
-        lines.append(_more(len(data.needs), data.needs_total))
+        lines += _after_table(len(data.needs), data.needs_total)
     else:
         lines.append("No capacity-building needs recorded on open issues.")
     lines += ["", "---", f"Made with fieldkit on {data.today.isoformat()}. Community contacts are never included in reports."]

@@ -112,14 +112,16 @@ def test_import_reports_row_by_row_and_imports_the_rest(fieldkit, tmp_path):
     )
     result = fieldkit("import", str(sheet), "--map", "Problem=title")
     assert result.returncode == 0
-    assert "imported 2 issues; rejected 3" in result.stdout
-    assert "row 3: Unknown municipality code 'BUFF' — did you mean BUF (Buffalo City)?" in result.stderr
-    assert "row 5: Unknown severity 'urgent'" in result.stderr
+    assert "added 3, updated 0, unchanged 0, refused 2 issues" in result.stdout
+    assert "row 3: Unknown municipality 'BUFF' — did you mean BUF (Buffalo City)?" in result.stderr
     assert "row 6: Latitude -40.0 is outside South Africa" in result.stderr
-    assert "columns not imported: Notes" in result.stderr
+    assert "  Notes -> note" in result.stderr
     found = json.loads(fieldkit("find", "--json", "--sort", "title").stdout)
-    assert [(f["title"], f["sector"], f["ward"]) for f in found] == [
-        ("No water in Mdantsane NU 3", "water", 7), ("Potholes on R61", "roads", 4)]
+    assert [(f["title"], f["sector"], f["ward"], f["severity"]) for f in found] == [
+        ("Culvert blocked", "roads", None, "critical"),  # "urgent" is what people call critical
+        ("No water in Mdantsane NU 3", "water", 7, "critical"), ("Potholes on R61", "roads", 4, "medium")]
+    note = json.loads(fieldkit("show", found[1]["ref"], "--json").stdout)["timeline"][-1]
+    assert (note["kind"], note["text"]) == ("note", "from the imbizo")
 
 
 def test_csv_export_leaves_out_personal_information_unless_asked(fieldkit, tmp_path):
@@ -140,7 +142,7 @@ def test_export_then_import_gives_the_same_register(fieldkit, tmp_path):
     from conftest import run_fieldkit
 
     result = run_fieldkit(other, "import", str(out))
-    assert result.returncode == 0 and "imported 40 issues; rejected 0" in result.stdout
+    assert result.returncode == 0 and "added 40, updated 0, unchanged 0, refused 0 issues" in result.stdout
     keys = ("municipality", "ward", "sector", "category", "title", "severity", "status", "responsible", "created_at")
 
     def register_of(home_args):

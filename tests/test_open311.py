@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+import xmltodict
 
 from conftest import run_fieldkit
 from fieldkit import model, open311
@@ -208,3 +209,74 @@ def test_central_store_scopes_by_token_and_answers_errors_in_open311_form(centra
     assert _get(url, tokens["admin"], "requests.json", status="pending").status_code == 400
     assert _get(url, None, "requests.json").status_code == 401
     assert _get(url, "not-a-token", "services.json").status_code == 401
+
+
+# -- what off-the-shelf GeoReport v2 clients need ------------------------------------------
+# Read with plain httpx against the spec's documented shapes, and XML with xmltodict, the parser the
+# `georeport` client on PyPI uses. That client itself (0.3.1) sends api_key only when it posts, so
+# it cannot read a store that asks every reader for a key.
+
+
+def _plain(url: str, path: str, **params) -> httpx.Response:
+    return httpx.get(f"{url}/open311/v2/{path}", params=params, timeout=30)
+
+
+def test_api_key_parameter_as_the_spec_sends_it(central):
+    url, tokens, listed = central
+    by_key = _plain(url, "requests.json", api_key=tokens["admin"], start_date="2000-01-01")
+    by_bearer = _get(url, tokens["admin"], "requests.json", start_date="2000-01-01")
+    assert by_key.status_code == 200 and by_key.json() == by_bearer.json() and len(by_key.json()) == 80
+    assert _plain(url, "services.json", api_key=tokens["ec"]).json() == open311.services()
+    ec = _plain(url, "requests.json", api_key=tokens["ec"], start_date="2000-01-01").json()
+    assert {r["service_request_id"] for r in ec} == {i["id"] for i in listed if i["province"] == "EC"}
+
+
+@pytest.mark.parametrize("path, params, status", [
+    ("requests.json", {}, 401),
+    ("services.json", {"api_key": "not-a-token"}, 401),
+    ("requests.json", {"api_key": "ADMIN", "page_size": "lots"}, 400),
+    ("requests.json", {"api_key": "ADMIN", "page_size": "5000"}, 400),
+    ("requests.json", {"api_key": "ADMIN", "service_request_id": "x" * 5000}, 400),
+    ("requests/01234567-89ab-7cde-8f01-23456789abcd.json", {"api_key": "ADMIN"}, 404),
+])
+def test_every_4xx_is_the_specs_error_list(central, path, params, status):
+    url, tokens, _ = central
+    params = {k: (tokens["admin"] if v == "ADMIN" else v) for k, v in params.items()}
+    answer = _plain(url, path, **params)
+    assert answer.status_code == status
+    [error] = answer.json()
+    assert set(error) == {"code", "description"} and error["code"] == status and error["description"]
+    xml = _plain(url, path.replace(".json", ".xml"), **params)
+    assert xml.status_code == status and xml.headers["content-type"].startswith("application/xml")
+    parsed = xmltodict.parse(xml.content)["errors"]["error"]
+    assert (int(parsed["code"]), parsed["description"]) == (status, error["description"])
+
+
+def test_xml_beside_json(central):
+    url, tokens, listed = central
+    key = tokens["admin"]
+    services = xmltodict.parse(_plain(url, "services.xml", api_key=key).content)["services"]["service"]
+    assert [s["service_code"] for s in services] == [s["service_code"] for s in open311.services()]
+    as_json = _plain(url, "requests.json", api_key=key, start_date="2000-01-01").json()
+    as_xml = xmltodict.parse(_plain(url, "requests.xml", api_key=key, start_date="2000-01-01").content)["service_requests"]["request"]
+    assert [r["service_request_id"] for r in as_xml] == [r["service_request_id"] for r in as_json]
+    first_json, first_xml = as_json[0], as_xml[0]
+    assert first_xml["status"] == first_json["status"] and first_xml["extended_attributes"]["ref"] == first_json["extended_attributes"]["ref"]
+    assert (float(first_xml["lat"]) if first_xml["lat"] else None) == first_json["lat"]
+    one = xmltodict.parse(_plain(url, f"requests/{listed[3]['ref']}.xml", api_key=key).content)["service_requests"]["request"]
+    assert one["service_request_id"] == listed[3]["id"]
+
+
+def test_paging_reads_every_request(central):
+    url, tokens, listed = central
+    seen, page, pages = [], 1, 0
+    while True:
+        answer = _plain(url, "requests.json", api_key=tokens["admin"], start_date="2000-01-01", page_size="30", page=str(page))
+        assert answer.status_code == 200 and answer.headers["X-Total-Count"] == "80"
+        seen += [r["service_request_id"] for r in answer.json()]
+        pages += 1
+        if "Link" not in answer.headers:
+            break
+        assert 'rel="next"' in answer.headers["Link"] and f"page={page + 1}" in answer.headers["Link"]
+        page += 1
+    assert pages == 3 and len(seen) == len(set(seen)) == 80 and set(seen) == {i["id"] for i in listed}

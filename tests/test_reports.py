@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import xml.etree.ElementTree as ET
 from datetime import date
@@ -157,6 +158,34 @@ def test_markdown_report_reads_and_keeps_contacts_out(fixed):
     for table in _tables(text):
         widths = {len(re.findall(r"(?<!\\)\|", row)) for row in table}
         assert len(widths) == 1, table  # every row has the header's number of cells
+
+
+def test_markdown_renders_in_real_renderers_with_user_text_as_text(fixed):
+    """python-markdown and markdown-it-py (GitHub-style tables): the 'more not shown' line is a paragraph, not a
+    table row; emphasis, links, pipes and HTML typed by a person come out as the characters they typed."""
+    import markdown
+    from markdown_it import MarkdownIt
+
+    hostile = fixed.create_issue({"municipality": "EC121", "sector": "roads", "title": "Road *broken* | [here](http://x) `code` _u_",
+                                  "severity": "high", "responsible": "<b>Roads</b> & Works"}, at="2026-03-20T10:00:00+00:00")
+    fixed.add_action(hostile["id"], "<script>alert(1)</script> fix it", owner="*Ward* ~~clerk~~", due="2026-03-21")
+    data = reports.build_report(fixed, Scope("province", "EC"), since=SINCE, today=TODAY, limit=1)
+    text = reports.render_markdown(data)
+    assert "more not shown" in text
+    pages = {
+        "python-markdown": markdown.markdown(text, extensions=["tables"]),
+        "markdown-it-py": MarkdownIt("commonmark").enable("table").enable("strikethrough").render(text),
+    }
+    for name, page in pages.items():
+        assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page, name
+        assert "<b>Roads</b>" not in page, name
+        assert "<em>" not in page.split("Road", 1)[1].split("</td>", 1)[0], name
+        assert "Road *broken* | [here](http://x) `code` _u_" in html.unescape(page), name
+        assert "<a href" not in page and "<code>" not in page and "<del>" not in page and "<s>" not in page, name
+        assert "*Ward* ~~clerk~~" in html.unescape(page), name
+        rows = re.findall(r"<tr>.*?</tr>", page, flags=re.S)
+        assert not [r for r in rows if "more not shown" in r], name  # never read as a table row
+        assert re.search(r"<p>… and \d+ more not shown", page), name
 
 
 class _Checker(HTMLParser):

@@ -77,7 +77,11 @@ def _need(text: str) -> dict[str, str]:
 
 
 def _given_fields(args: argparse.Namespace) -> dict[str, Any]:
+    from fieldkit.matching import municipality_code
+
     fields = {name: getattr(args, name) for name in ISSUE_OPTION_FIELDS if getattr(args, name, None) is not None}
+    if isinstance(fields.get("municipality"), str):  # a name ('Buffalo City') is as good as its code
+        fields["municipality"] = municipality_code(fields["municipality"]) or fields["municipality"]
     if getattr(args, "need", None):
         fields["needs"] = args.need
     return fields
@@ -85,7 +89,7 @@ def _given_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("add", help="capture a new issue; prints its id and reference")
-    p.add_argument("--municipality", required=True, help="MDB code, e.g. BUF or EC121")
+    p.add_argument("--municipality", required=True, help="MDB code or name, e.g. BUF or 'Buffalo City'")
     p.add_argument("--sector", required=True, choices=list(model.SECTORS))
     p.add_argument("--title", required=True)
     _issue_field_options(p, editing=False)
@@ -139,8 +143,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("import", help="import a register kept in a spreadsheet (CSV or XLSX)")
     p.add_argument("file")
-    p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD", help="read a column as a field, e.g. 'Problem=title'")
-    p.add_argument("--dry-run", action="store_true", help="check every row, import nothing")
+    p.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                   help="read a column as a field, e.g. 'Problem=title', or leave it out with 'Notes=skip'; repeat for several")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show the columns chosen and how many rows would be added, updated, left unchanged or refused; write nothing")
     _author_option(p)
     p.set_defaults(handler=cmd_import)
 
@@ -150,6 +156,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="csv", choices=list(FORMATS))
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
     p.add_argument("--personal", action="store_true", help="include community contacts' names and phones")
+    p.add_argument("--no-bom", action="store_true", help="CSV: leave out the UTF-8 byte-order mark Excel needs")
+    p.add_argument("--points-only", action="store_true", help="GeoJSON: leave out issues without coordinates")
     _find_options(p)
     p.set_defaults(handler=cmd_export)
 
@@ -181,9 +189,9 @@ def _find_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--open", action="store_true", help="only open issues (new, acknowledged, in progress, escalated)")
     p.add_argument("--sector", action="append", choices=list(model.SECTORS))
     p.add_argument("--severity", action="append", choices=list(model.SEVERITIES))
-    p.add_argument("--municipality", action="append", help="MDB code; repeat for several")
+    p.add_argument("--municipality", action="append", help="MDB code or name; repeat for several")
     p.add_argument("--district", action="append", help="district code: the district and its locals")
-    p.add_argument("--province", action="append", help="province code or name, e.g. EC or 'Eastern Cape'")
+    p.add_argument("--province", action="append", help="province code or name, e.g. EC, GP or 'Eastern Cape'")
     p.add_argument("--overdue", action="store_true", help="only issues with follow-up actions past their due date")
     p.add_argument("--sort", default="updated", help="updated, created, severity, status, municipality, sector, title, ref")
     p.add_argument("--limit", type=int)
@@ -194,12 +202,14 @@ def question_from_args(args: argparse.Namespace, register) -> "Any":
     from fieldkit import refdata
     from fieldkit.filters import SORT_KEYS, IssueFilter
 
+    from fieldkit.matching import municipality_code
+
     municipalities = set()
-    for code in args.municipality or []:
-        problem = model.check_municipality(code.strip().upper())
-        if problem:
-            raise CommandError(problem)
-        municipalities.add(code.strip().upper())
+    for text in args.municipality or []:
+        code = municipality_code(text)
+        if code is None:
+            raise CommandError(model.check_municipality(text.strip().upper()) or f"Unknown municipality '{text}'")
+        municipalities.add(code)
     provinces = set()
     for text in args.province or []:
         code = refdata.province_code(text)
@@ -393,27 +403,35 @@ def cmd_done(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from fieldkit.imports import parse_mapping, read_rows, import_rows
+    from fieldkit.imports import REFUSED, apply_import, describe_plan, parse_mapping, plan_import, read_file
+    from fieldkit.progress import progress
 
     mapping = parse_mapping(args.map)
-    rows = read_rows(args.file)
+    book = read_file(args.file)
     with _open(args) as register:
-        report = import_rows(register, rows, mapping, dry_run=args.dry_run)
-    for line in report.rejections:
-        print(f"row {line.row}: {line.message}", file=sys.stderr)
-    verb = "would import" if args.dry_run else "imported"
-    print(f"{verb} {report.imported} issue{'s' if report.imported != 1 else ''}; rejected {len(report.rejections)}")
-    for note in report.notes:
-        print(note, file=sys.stderr)
-    return 1 if report.rejections and not report.imported else 0
+        with progress(f"Reading {len(book.issues):,} rows") as update:
+            plan = plan_import(register, book, mapping, progress=update)
+        if not args.dry_run:
+            with progress(f"Writing {plan.writes:,} changes") as update:
+                apply_import(register, plan, progress=update)
+    summary, details = describe_plan(plan, dry_run=args.dry_run)
+    for line in details:
+        print(line, file=sys.stderr)
+    for line in summary:
+        print(line)
+    refused_everything = plan.rows and all(p.outcome == REFUSED for p in plan.rows)
+    return 1 if refused_everything else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from fieldkit.exports import write_export
+    from fieldkit.progress import progress
 
     with _open(args) as register:
         question = question_from_args(args, register)
-        written = write_export(register, args.format, question, args.output, personal=args.personal)
+        with progress(f"Writing {args.format.upper()}") as update:
+            written = write_export(register, args.format, question, args.output, personal=args.personal,
+                                   bom=not args.no_bom, points_only=args.points_only, progress=update)
     if args.output:
         print(f"wrote {', '.join(written)}", file=sys.stderr)
     return 0
@@ -421,11 +439,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from fieldkit.demo import load_demo
+    from fieldkit.progress import progress
 
     with _open(args) as register:
         if register.count() and not args.force:
             raise CommandError(f"The store already holds {register.count()} issues; add --force to add the demo anyway")
-        created = load_demo(register, issues=args.issues, seed=args.seed)
+        with progress(f"Loading a demo of {args.issues:,} issues") as update:
+            created = load_demo(register, issues=args.issues, seed=args.seed, batch=min(500, max(50, args.issues // 20)),
+                                progress=update)
     print(f"loaded a demo register of {created} issues into {register.store.home}")
     return 0
 

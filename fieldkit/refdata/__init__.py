@@ -193,11 +193,8 @@ def in_district(district_code: str) -> list[Municipality]:
 
 
 def province_code(text: str) -> str | None:
-    """Accept a province by code (KZN) or name (KwaZulu-Natal)."""
-    value = text.strip()
-    if value.upper() in PROVINCES:
-        return value.upper()
-    for code, name in PROVINCES.items():
-        if name.lower() == value.lower():
-            return code
-    return None
+    """Accept a province by any common code or name (GP or GT, NL or KZN, NP or LIM, 'KwaZulu-Natal');
+    the answer is always the one code the register keeps. The aliases live in ``fieldkit.matching``."""
+    from fieldkit.matching import province_code as matched
+
+    return matched(text)
