@@ -604,8 +604,6 @@ class Register:
         missing = [name for name in required if not values.get(name)]
         if missing:
             raise model.ValidationError({name: f"{name.replace('_', ' ').capitalize()} is required" for name in missing})
-        if record_type == "action" and record_id[-1] != values["issue_id"][-1]:
-            record_id = self._child_id(values["issue_id"])  # children live in their issue's shard
         model.validate(record_type, values)
         return self._write(record_type, record_id, values)
 

@@ -145,7 +145,9 @@ class Database:
                 self.conn.execute("PRAGMA synchronous = FULL")
                 os.chmod(self.path, 0o600)
             self.conn.execute("PRAGMA cache_size = -16000")
-            if not self.read_only:
+            has_schema = bool(self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone())
+            if not self.read_only and not has_schema:
                 self.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file only
                 self.conn.execute("BEGIN IMMEDIATE")
                 for statement in SCHEMA.split(";"):
