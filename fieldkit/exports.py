@@ -192,7 +192,9 @@ def action_records(register, issues: list[dict[str, Any]], today: date | None = 
 def write_text(output: str | None, text: str) -> list[str]:
     """Write to a file atomically (never a half-written export), or to standard output."""
     if output is None or output == "-":
-        sys.stdout.write(text)
+        from fieldkit.safe_text import safe_for_terminal
+
+        sys.stdout.write(safe_for_terminal(text, multiline=True) if sys.stdout.isatty() else text)  # a pipe gets the bytes
         return []
     return write_files({output: text.encode("utf-8")})
 

@@ -151,12 +151,12 @@ def row_values(row: dict[str, str], fields: dict[str, str]) -> dict[str, Any]:
             values[name] = _choice(text, model.SOURCES)
         elif name == "municipality":
             values[name] = text.upper() if refdata.get(text) else text
+        elif name == "created_at":
+            values[name] = model.canonical_timestamp(text) or text
         else:
             values[name] = text
     if "category" in values:
         values["category"] = _category(values.get("sector", ""), values["category"])
-    if "created_at" in values and len(values["created_at"]) == 10:
-        values["created_at"] += "T00:00:00+00:00"
     return values
 
 

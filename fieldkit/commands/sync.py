@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from fieldkit.cli import CommandError
+from fieldkit.safe_text import json_for_terminal, safe_for_terminal
 
 RECORD_TYPES_WITH_CONFLICTS = ("issue", "note", "action", "status_change", "lesson")
 
@@ -112,7 +113,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if args.rejected:
             entries = register.rejected_ops()
             for entry in entries:
-                print(f"{describe_op(register, entry['op'])}: {entry['reason']}")
+                print(safe_for_terminal(f"{describe_op(register, entry['op'])}: {entry['reason']}"))
             if not entries:
                 print("The central store has refused none of this laptop's changes.", file=sys.stderr)
             return 0
@@ -128,7 +129,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def _print_result(result) -> None:
     for notice in result.notices:
-        print(notice)
+        print(safe_for_terminal(notice))
     if result.finished:
         print(f"synced with {result.server}: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
     elif result.sent or result.received:
@@ -141,11 +142,11 @@ def _print_result(result) -> None:
         if entries:
             print(heading)
             for what, reason in entries:
-                print(f"  {what}: {reason}")
+                print(safe_for_terminal(f"  {what}: {reason}"))
     if result.conflicts:
         print("conflicts — two people changed the same field; the value kept is shown (`fieldkit resolve` settles them):")
         for line in result.conflicts:
-            print(f"  {line}")
+            print(safe_for_terminal(f"  {line}"))
 
 
 # -- the central store ------------------------------------------------------------------
@@ -264,13 +265,13 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
                         "text": describe_conflict(register, record_type, record_id, conflict),
                     })
     if args.json:
-        print(json.dumps([{k: v for k, v in item.items() if k != "text"} for item in found], ensure_ascii=False, indent=1))
+        print(json_for_terminal(json.dumps([{k: v for k, v in item.items() if k != "text"} for item in found], ensure_ascii=False, indent=1)))
         return 0
     if not found:
         print("No conflicts.", file=sys.stderr)
         return 0
     for item in found:
-        print(item["text"])
+        print(safe_for_terminal(item["text"]))
     print("settle one with `fieldkit resolve ISSUE FIELD --keep` or `--take-other`", file=sys.stderr)
     return 0
 

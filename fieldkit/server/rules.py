@@ -60,6 +60,8 @@ def op_problem(op: Any, now_ms: int) -> str | None:
         return "author must not contain control characters"
     if not STAMP.match(op["hlc"]) or not all(isinstance(s, str) and STAMP.match(s) for s in op["seen"].values()):
         return "clock stamps must be of the form 0000000000000000:0000:device"
+    if not set(op["seen"]) <= set(op["fields"]):
+        return "seen may only name fields the operation sets"
     issue_id = op["fields"].get("issue_id")
     if issue_id is not None and op["type"] in CHILD_TYPES and not (isinstance(issue_id, str) and is_record_id(issue_id)):
         return f"issue_id {issue_id!r} is not an issue's id"
@@ -78,7 +80,7 @@ def op_problem(op: Any, now_ms: int) -> str | None:
         message = model.check_field(op["type"], name, value)
         if message:
             return message
-    return None
+    return model.record_size_problem(op["fields"])
 
 
 def out_of_scope(user: User, municipality: str) -> str:
