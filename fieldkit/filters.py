@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
@@ -66,9 +67,9 @@ class IssueRow:
 
 
 def row_from_values(issue_id: str, values: dict[str, Any]) -> IssueRow:
-    code = values.get("municipality", "")
+    code = _str(values.get("municipality"))
     muni = refdata.get(code) if code else None
-    ward = values.get("ward")
+    ward = _int(values.get("ward"))
     words = [
         values.get("ref", ""),
         values.get("title", ""),
@@ -89,31 +90,51 @@ def row_from_values(issue_id: str, values: dict[str, Any]) -> IssueRow:
         province=muni.province if muni else "",
         district=(muni.district_code or muni.code) if muni else "",
         ward=ward,
-        sector=values.get("sector", ""),
-        category=values.get("category", "") or "",
-        title=values.get("title", ""),
-        severity=values.get("severity", ""),
-        status=values.get("status", ""),
-        responsible=values.get("responsible", "") or "",
-        created_at=values.get("created_at", "") or "",
-        updated_at=values.get("updated_at", "") or "",
-        lat=values.get("lat"),
-        lon=values.get("lon"),
+        sector=_str(values.get("sector")),
+        category=_str(values.get("category")),
+        title=_str(values.get("title")),
+        severity=_str(values.get("severity")),
+        status=_str(values.get("status")),
+        responsible=_str(values.get("responsible")),
+        created_at=_str(values.get("created_at")),
+        updated_at=_str(values.get("updated_at")),
+        lat=_float(values.get("lat")),
+        lon=_float(values.get("lon")),
         deleted=bool(values.get("deleted")),
         haystack=f' {" ".join(w for w in words if w).lower()} ',
     )
 
 
+def _str(value: Any) -> str:
+    """A stored value as row text. Validation keeps values typed; a wrong one that got in anyway
+    (from an older laptop or store) must not stop the register from opening."""
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+_BREAKS = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+
+
 def _flat(text: str) -> str:
-    return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    return text.translate(_BREAKS)
 
 
 def row_to_line(row: IssueRow) -> str:
-    """One row as a tab-separated line, for the compact register file a cold lookup reads."""
+    """One row as a tab-separated line, for the compact register file a cold lookup reads.
+
+    Every text is flattened, so a tab or line break in any stored value cannot add a column or a line.
+    """
     return "\t".join((
-        row.id, _flat(row.ref), row.municipality, row.province, row.district,
-        "" if row.ward is None else str(row.ward), row.sector, _flat(row.category), _flat(row.title),
-        row.severity, row.status, _flat(row.responsible), row.created_at, row.updated_at,
+        row.id, _flat(row.ref), _flat(row.municipality), _flat(row.province), _flat(row.district),
+        "" if row.ward is None else str(row.ward), _flat(row.sector), _flat(row.category), _flat(row.title),
+        _flat(row.severity), _flat(row.status), _flat(row.responsible), _flat(row.created_at), _flat(row.updated_at),
         "" if row.lat is None else repr(row.lat), "" if row.lon is None else repr(row.lon),
         "1" if row.deleted else "", _flat(row.haystack),
     ))

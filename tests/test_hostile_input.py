@@ -293,3 +293,21 @@ def test_hostile_values_never_break_the_central_store(client: httpx.Client, ops:
     assert len(reply["acknowledged"]) + len(reply["rejected"]) + len(reply["deferred"]) == len(ops)
     for entry in reply["rejected"]:
         assert len(entry["reason"]) < 400 and not CONTROL.search(entry["reason"])
+
+
+def test_a_wrong_value_that_got_in_anyway_does_not_stop_the_register_opening(register, home) -> None:
+    issue = register.create_issue({**ISSUE, "title": "Burst main on the R61"})
+    _pulled(register, "issue", issue["id"], {
+        "created_at": "2026-01-05\t10:00:00", "municipality": "EC121\t", "sector": "water\n", "ward": "7\t",
+        "lat": "far\tnorth", "lon": None, "needs": ["not a need"],
+    })
+    register.close()
+    assert run_fieldkit(home, "compact").returncode == 0  # writes the compact register file a cold lookup reads
+    found = run_fieldkit(home, "find", "R61")
+    assert found.returncode == 0, found.stderr
+    assert issue["ref"] in found.stdout and found.stderr == "1 issue\n"
+    shown = run_fieldkit(home, "show", issue["ref"])
+    assert shown.returncode == 0, shown.stderr
+    assert "2026-01-05\\t10:00:00" in shown.stdout
+    listed = run_fieldkit(home, "find", "--json")
+    assert [row["ref"] for row in json.loads(listed.stdout)] == [issue["ref"]]

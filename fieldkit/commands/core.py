@@ -308,12 +308,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     field("Source", " — ".join(v for v in (model.SOURCES.get(values.get("source", ""), ""), values.get("source_detail", "")) if v))
     field("Commitment", values.get("commitment"))
     field("Location", values.get("address"))
-    if values.get("lat") is not None:
+    if isinstance(values.get("lat"), (int, float)) and isinstance(values.get("lon"), (int, float)):
         field("Coordinates", f"{values['lat']:.5f}, {values['lon']:.5f}")
     field("Contact", " ".join(v for v in (values.get("contact_name"), values.get("contact_phone")) if v))
     for need in values.get("needs") or []:
-        support = f" (support: {need['support_from']})" if need.get("support_from") else ""
-        field("Needs", f"{model.NEED_KINDS.get(need['kind'], need['kind'])}: {need.get('detail', '')}{support}")
+        if isinstance(need, dict):
+            support = f" (support: {need['support_from']})" if need.get("support_from") else ""
+            field("Needs", f"{model.NEED_KINDS.get(need.get('kind'), need.get('kind'))}: {need.get('detail', '')}{support}")
     field("Captured", f"{values.get('created_at', '')} by {values.get('created_by', '')}")
     field("Last change", f"{issue.updated_at} by {issue.updated_by}")
     if values.get("description"):
