@@ -59,6 +59,10 @@ class SyncResult:
     notices: list[str] = field(default_factory=list)
 
 
+#: The reason given to a change that waits for a record the central store refused (said once, however deep).
+BELONGS = "it belongs to a change the central store refused: "
+
+
 class ServerChanged(SyncError):
     """The central store's identity changed in the middle of a sync."""
 
@@ -202,7 +206,7 @@ class _Run:
                         op = by_id[verdict.op_id]
                         blocked = next((refused[i] for i in (op["id"], self._issue_of(op)) if i in refused), None)
                         if blocked:  # it waits for a record the store refused: it cannot go through either
-                            rejected[verdict.op_id] = f"it belongs to a change the central store refused: {blocked}"
+                            rejected[verdict.op_id] = blocked if blocked.startswith(BELONGS) else BELONGS + blocked
                         else:
                             deferred[verdict.op_id] = (op, verdict.reason)
                     for op_id in [*acknowledged, *rejected]:

@@ -199,6 +199,9 @@ class BodyLimit:
             if not inflater.eof:
                 await self._answer(send, 400, "the request body is not valid gzip (it ends too early)")
                 return
+            if inflater.unused_data:  # a second gzip member, or bytes after the first: never read silently
+                await self._answer(send, 400, "the request body has data after its gzip stream; send one gzip member")
+                return
             body = bytearray(plain)
             headers = [(k, v) for k, v in headers if k.lower() not in (b"content-encoding", b"content-length")]
             headers.append((b"content-length", str(len(body)).encode()))

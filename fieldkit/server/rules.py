@@ -89,11 +89,34 @@ def out_of_scope(user: User, municipality: str) -> str:
     return f"the account {user.name} does not cover {where}; it covers {user.scope_text()}"
 
 
+#: Why an operation waits. The same words whether the record is still on its way or outside the
+#: sender's area, so an answer never tells someone whether a record they may not see exists.
+NOT_HERE = "the central store has not received it yet, or it is outside your account's area"
+NOT_YOURS = "this record is outside your account's area"
+
+
+def visible(user: User, record: Record) -> bool:
+    """Whether a user may know this record exists: a lesson, or a record placed in their area."""
+    return record.type == "lesson" or record.municipality is None or user.covers(record.municipality)
+
+
 def judge(user: User, op: dict[str, Any], record: Record | None, find: Callable[[str], Record | None]) -> tuple[str, str] | None:
     """Whether this user may apply this operation to this record: None, or (REJECT|DEFER, reason).
 
-    ``find`` looks up another record (a child's issue) by id.
+    ``find`` looks up another record (a child's issue) by id. A record outside the user's area is
+    answered as if it were not there; where a missing record would be made, the operation is refused
+    without naming anything about the record.
     """
+    def seen(record_id: str) -> Record | None:
+        found = find(record_id)
+        return found if found is not None and visible(user, found) else None
+
+    if record is not None and not visible(user, record):
+        return _judge(user, op, None, seen) or (REJECT, NOT_YOURS)
+    return _judge(user, op, record, seen)
+
+
+def _judge(user: User, op: dict[str, Any], record: Record | None, find: Callable[[str], Record | None]) -> tuple[str, str] | None:
     kind, fields = op["type"], op["fields"]
     if record is not None and record.type != kind:
         return REJECT, f"record {op['id']} is {LABELS[record.type]}, not {LABELS[kind]}"
@@ -102,24 +125,19 @@ def judge(user: User, op: dict[str, Any], record: Record | None, find: Callable[
     if kind == "issue":
         moving_to = fields.get("municipality")
         if record is None and not moving_to:
-            return DEFER, "waiting for the first version of this issue, which has not reached the central store yet"
-        for code in (record.municipality if record else None, moving_to):
-            if code and not user.covers(code):
-                return REJECT, out_of_scope(user, code)
+            return DEFER, f"waiting for the first version of this issue: {NOT_HERE}"
+        if moving_to and not user.covers(moving_to):
+            return REJECT, out_of_scope(user, moving_to)
         return None
-    if record is not None and record.municipality and not user.covers(record.municipality):
-        return REJECT, out_of_scope(user, record.municipality)
     issue_id = fields.get("issue_id")
     if record is None and not issue_id:
-        return DEFER, f"waiting for the first version of this {kind.replace('_', ' ')}, which has not reached the central store yet"
+        return DEFER, f"waiting for the first version of this {kind.replace('_', ' ')}: {NOT_HERE}"
     if issue_id and (record is None or issue_id != record.issue_id):
         issue = find(issue_id)
         if issue is None:
-            return DEFER, "waiting for its issue, which has not reached the central store yet"
+            return DEFER, f"waiting for its issue: {NOT_HERE}"
         if issue.type != "issue":
             return REJECT, f"{issue_id} is {LABELS[issue.type]}, not an issue"
-        if not user.covers(issue.municipality):
-            return REJECT, out_of_scope(user, issue.municipality or "")
     return None
 
 
