@@ -32,6 +32,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8765, help="default 8765")
     p.add_argument("--new-server-id", action="store_true",
                    help="after restoring the database from a backup: every laptop then sends everything it holds again")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="close a connection whose request headers are not complete in this time (default 10)")
+    p.add_argument("--idle-timeout", type=float, default=15.0, metavar="SECONDS",
+                   help="close a connection idle between requests for this long (default 15)")
+    p.add_argument("--max-connections", type=int, default=10_000, metavar="N",
+                   help="connections open at once; more are closed at once (default 10,000)")
     p.set_defaults(handler=cmd_serve)
 
     p = commands.add_parser("user", help="accounts on the central store: add, list, revoke, new-token")
@@ -169,8 +175,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise CommandError(f"--port {args.port} is not a port number (1-65535)")
+    from fieldkit.server.guard import Limits
+
+    for flag, value in (("--header-timeout", args.header_timeout), ("--idle-timeout", args.idle_timeout)):
+        if not 0 < value <= 3600:
+            raise CommandError(f"{flag} {value:g} is not a number of seconds between 0 and 3600")
+    if not 1 <= args.max_connections <= 1_000_000:
+        raise CommandError(f"--max-connections {args.max_connections} must be between 1 and 1,000,000")
+    limits = Limits(header_timeout=args.header_timeout, idle_timeout=args.idle_timeout, max_connections=args.max_connections)
     try:
-        serve(args.db, args.host, args.port, new_server_id=args.new_server_id)
+        serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits)
     except (CannotStart, DatabaseError) as err:
         raise CommandError(str(err)) from None
     return 0

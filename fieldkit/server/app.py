@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import logging
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +31,9 @@ from fieldkit.ids import ID_PATTERN
 from fieldkit.protocol import MAX_BODY_BYTES, MAX_PAGE, PROTOCOL, PULL_PAGE, PUSH_OPS
 from fieldkit.server.accounts import User
 from fieldkit.server.db import Database, DatabaseError, Unavailable
+
+if TYPE_CHECKING:
+    from fieldkit.server.guard import Limits
 
 log = logging.getLogger("fieldkit.server")
 
@@ -330,11 +333,13 @@ class CannotStart(Exception):
     """The store cannot start as asked; the message says what to change."""
 
 
-def serve(url: str | None, host: str, port: int, new_server_id: bool = False) -> None:
-    """Run the store until interrupted (``fieldkit serve``)."""
+def serve(url: str | None, host: str, port: int, new_server_id: bool = False, limits: "Limits | None" = None) -> None:
+    """Run the store until interrupted (``fieldkit serve``), closing slow and idle clients itself."""
     import socket
 
     import uvicorn
+
+    from fieldkit.server.guard import Limits, guarded_protocol, raise_file_limit
 
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
@@ -342,9 +347,15 @@ def serve(url: str | None, host: str, port: int, new_server_id: bool = False) ->
             probe.bind((host, port))
     except OSError as err:
         raise CannotStart(f"cannot listen on {host}:{port}: {err.strerror or err}; choose another --port or --host") from None
+    wanted = limits or Limits()
+    limits = raise_file_limit(wanted)
     database = Database(url)
     app = create_app(database)
     if new_server_id:
         database.renew_server_id()
     print(f"fieldkit central store on http://{host}:{port} — {database.describe()}", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=30, server_header=False)
+    if limits.max_connections < wanted.max_connections:
+        print(f"at most {limits.max_connections:,} connections at once (the system's open-file limit); "
+              f"raise it with `ulimit -n` for more", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, http=guarded_protocol(limits),
+                timeout_keep_alive=max(1, round(limits.idle_timeout)), backlog=4096)
