@@ -552,3 +552,62 @@ class Register:
                     count += 1
             self.store.set_local("sync", sync_state)
         return count
+
+    # -- sync: changes stamped by a clock that ran days ahead (added for issue 11) ------------------
+
+    def restamp_ahead(self, limit_ms: int) -> int:
+        """Re-stamp this laptop's changes stamped after ``limit_ms`` with the clock as it is now; returns how many.
+
+        A laptop whose date was days ahead stamped its changes days ahead, and
+        the central store refuses them. Once the date is right again, each such
+        stamp is replaced by a new one from the rewound clock, in the same order,
+        everywhere it occurs (merge states, queued and refused operations), so
+        every record keeps the same winners and conflicts; refused changes are
+        queued again, in one write.
+        """
+        from fieldkit.hlc import wall_ms
+
+        mine = f":{self.device_id}"
+        states = {record_id: dict(state) for record_id, state in self.all_ops_for_snapshot()}
+        outbox = self.store.documents("outbox")
+
+        def stamps_in(state: dict[str, Any]) -> Iterable[str]:
+            yield from state["stamps"].values()
+            yield from state["seen"].values()
+            for candidates in state["rivals"].values():
+                yield from (c["hlc"] for c in candidates)
+
+        def ahead(stamp: str) -> bool:
+            return stamp.endswith(mine) and wall_ms(stamp) > limit_ms
+
+        everywhere = [s for state in states.values() for s in stamps_in(state)]
+        everywhere += [s for entry in outbox.values() for s in (entry["op"]["hlc"], *entry["op"]["seen"].values())]
+        old = sorted({s for s in everywhere if ahead(s)})
+        if not old:
+            return 0
+        self.clock.rewind(max((s for s in everywhere if not ahead(s)), default=ZERO))
+        new = {stamp: self.clock.tick() for stamp in old}
+
+        def moved(stamps: dict[str, str]) -> dict[str, str]:
+            return {name: new.get(stamp, stamp) for name, stamp in stamps.items()}
+
+        count = 0
+        with self.store.transaction():
+            for record_id, state in states.items():
+                if not any(ahead(s) for s in stamps_in(state)):
+                    continue
+                record_type = state.pop("type")
+                state.update(stamps=moved(state["stamps"]), seen=moved(state["seen"]), rivals={
+                    name: [{**c, "hlc": new.get(c["hlc"], c["hlc"])} for c in candidates]
+                    for name, candidates in state["rivals"].items()
+                })
+                self._save_state(record_type, record_id, state)
+            for op_id, entry in outbox.items():
+                op = entry["op"]
+                if not ahead(op["hlc"]) and not any(ahead(s) for s in op["seen"].values()):
+                    continue
+                op = {**op, "hlc": new.get(op["hlc"], op["hlc"]), "seen": moved(op["seen"])}
+                self.store.put("outbox", op_id, {"op": op, "state": "pending", "reason": ""})
+                count += 1
+            self._save_replica()
+        return count

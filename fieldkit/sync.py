@@ -32,6 +32,7 @@ from typing import Any, Callable
 import orjson
 
 from fieldkit import model, protocol
+from fieldkit.hlc import MAX_DRIFT_MS, wall_ms
 from fieldkit.store import StoreError
 from fieldkit.transport import SyncError, TooLarge, Transport, normalise_server
 
@@ -130,6 +131,7 @@ class _Run:
         self.tell("push", 0, None, f"contacting {self.client.server}")
         info = self.client.info(retries=2)
         self.meet(info)
+        self.correct_clock(info)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fieldkit-sync") as self.ahead:
             if not self.state.get("cursor") or "snapshot" in self.state:
                 self.snapshot()  # before pushing, so a new laptop's own changes do not come back in it
@@ -150,18 +152,49 @@ class _Run:
         if self.token:
             state["token"] = self.token
         known = old.get("server_id")
+        self.state = state
         if (known and known != info.server_id) or old.get("cursor", 0) > info.last_seq:
-            state.update(server_id=info.server_id, cursor=0)
-            state.pop("snapshot", None)
-            queued = self.register.queue_full_resend(state)
-            self.result.notices.append(
-                f"the central store at {self.client.server} was reset or restored: sending everything this laptop holds again ({queued} changes)"
-            )
+            self.start_over(info.server_id, "was reset or restored")
         else:
             state["server_id"] = info.server_id
             if state != old:
                 self.register.save_sync_state(state)
+
+    def start_over(self, server_id: str, why: str) -> None:
+        """The store lost history: queue everything this laptop holds to be sent again, and pull from the start."""
+        state = {**self.state, "server_id": server_id, "cursor": 0}
+        for stale in ("snapshot", "cursor_mark"):
+            state.pop(stale, None)
+        queued = self.register.queue_full_resend(state)
         self.state = state
+        self.result.notices.append(
+            f"the central store at {self.client.server} {why}: sending everything this laptop holds again ({queued} changes)"
+        )
+
+    def correct_clock(self, info: protocol.ServerInfo) -> None:
+        """Changes stamped by a clock that ran days ahead are re-stamped and sent again once it is right.
+
+        Only when this laptop's clock agrees with the central store's again:
+        while it is still wrong, the store keeps refusing and says why.
+        """
+        clock = self.register.clock
+        now = clock.now_ms()
+        try:
+            server_now = int(datetime.fromisoformat(info.server_time).timestamp() * 1000)
+        except (TypeError, ValueError):
+            return
+        limit = max(now, server_now) + MAX_DRIFT_MS
+        if abs(now - server_now) > MAX_DRIFT_MS or wall_ms(clock.last) <= limit:
+            return
+        ahead_ms = wall_ms(clock.last) - max(now, server_now)
+        count = self.register.restamp_ahead(limit)
+        if count:
+            days = ahead_ms / MAX_DRIFT_MS
+            when = f"{days:.0f} days" if days >= 1.5 else f"{ahead_ms / 3_600_000:.0f} hours"
+            self.result.notices.append(
+                f"this laptop's clock was set about {when} ahead when {count} change{'s were' if count != 1 else ' was'} made; "
+                f"the clock is right again, so {'they were' if count != 1 else 'it was'} given the correct time and sent again"
+            )
 
     def push(self) -> None:
         """Send the outbox, issues first; a change deferred for a record sent later in this sync is tried again.
@@ -256,28 +289,39 @@ class _Run:
         """Operations after the cursor, a page at a time; the next page is fetched while this one is written."""
         skip = (self.register.device_id, self.first_seq) if self.first_seq else (None, None)
         cursor = self.state.get("cursor", 0)
+        seen = self.state.get("cursor_mark")
         request = self.ahead.submit(self.client.pull, cursor, protocol.PULL_PAGE, *skip)
         while request is not None:
             reply = request.result()
             self.check(reply.server_id)
+            if seen and reply.mark is not None and reply.mark != seen:
+                self.start_over(reply.server_id, "was restored from an older copy (the change at this laptop's cursor is gone)")
+                raise ServerChanged("the central store lost history; starting over")
+            seen = None  # checked once, at the cursor this sync started from
             request = self.ahead.submit(self.client.pull, reply.next, protocol.PULL_PAGE, *skip) if reply.more else None
-            self.take(reply.ops, {**self.state, "cursor": reply.next}, changed=reply.next != cursor)
+            state = {**self.state, "cursor": reply.next}
+            if reply.next_mark is not None:
+                state["cursor_mark"] = reply.next_mark
+            self.take(reply.ops, state, changed=state != self.state)
             cursor = reply.next
 
     def snapshot(self) -> None:
         """A laptop that has never pulled takes current states, then the operations after them."""
         progress = self.state.get("snapshot") or {}
-        upto = progress.get("upto")
+        upto, mark = progress.get("upto"), progress.get("mark")
         request = self.ahead.submit(self.client.snapshot, progress.get("after_id", ""), protocol.PULL_PAGE)
         while request is not None:
             reply = request.result()
             self.check(reply.server_id)
             upto = reply.upto if upto is None else upto  # the first page's: later pages may be newer, never older
             request = self.ahead.submit(self.client.snapshot, reply.next_id, protocol.PULL_PAGE) if reply.more else None
-            state = {**self.state, "snapshot": {"upto": upto, "after_id": reply.next_id}}
+            mark = reply.upto_mark if mark is None else mark
+            state = {**self.state, "snapshot": {"upto": upto, "after_id": reply.next_id, "mark": mark}}
             if not reply.more:
                 state.pop("snapshot")
                 state["cursor"] = upto
+                if mark is not None:
+                    state["cursor_mark"] = mark
             self.take(reply.ops, state, changed=True)
 
     def take(self, ops: list[dict[str, Any]], state: dict[str, Any], changed: bool) -> None:

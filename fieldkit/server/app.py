@@ -93,11 +93,14 @@ class PullReply(BaseModel):
     next: int
     more: bool
     ops: list[dict[str, Any]]
+    mark: str = Field("", description="a mark of the operation at `after`; a laptop that remembers another one knows the store lost history")
+    next_mark: str = Field("", description="a mark of the operation at `next`, for the laptop to remember")
 
 
 class SnapshotReply(BaseModel):
     server_id: str
     upto: int
+    upto_mark: str = Field("", description="a mark of the operation at `upto`")
     next_id: str
     more: bool
     ops: list[dict[str, Any]]
