@@ -107,8 +107,11 @@ def describe_conflict(register, record_type: str, record_id: str, conflict: mode
 class _Run:
     """One sync, accumulating its result as it goes so a failure still reports what got through."""
 
-    def __init__(self, register, client: Transport, token: str | None, progress: Callable[[SyncProgress], None] | None):
+    def __init__(self, register, client: Transport, token: str | None, progress: Callable[[SyncProgress], None] | None,
+                 trust: Any = None, insecure: bool = False):
         self.register = register
+        self.trust = trust
+        self.insecure = insecure
         self.client = client
         self.token = token
         self.progress = progress or (lambda _: None)
@@ -151,6 +154,18 @@ class _Run:
         state["server"] = self.client.server
         if self.token:
             state["token"] = self.token
+        if old.get("server") != self.client.server:
+            state.pop("tls_pin", None)
+            state.pop("insecure", None)
+        if self.trust is not None and self.trust.pin:
+            state["tls_pin"] = self.trust.pin
+            if self.trust.new_pin:
+                self.result.notices.append(
+                    f"trusted the central store's certificate on this first sync: {self.trust.pin}; check with its operator "
+                    "that `fieldkit serve` printed the same fingerprint (a different certificate later stops the sync)"
+                )
+        if self.insecure:
+            state["insecure"] = True
         known = old.get("server_id")
         self.state = state
         if (known and known != info.server_id) or old.get("cursor", 0) > info.last_seq:
@@ -364,13 +379,50 @@ class _Run:
             return 0
 
 
+def _stopped(register, server: str, message: str) -> SyncResult:
+    """A sync that could not start: said in one line, and remembered for the status line."""
+    try:
+        state = register.sync_state()
+        state.update(last_error=message, last_attempt_at=_now())
+        register.save_sync_state(state)
+    except StoreError:
+        pass
+    return SyncResult(0, 0, [], [], server, False, message)
+
+
+def _trust(register, url: str, insecure: bool) -> Any:
+    """How to reach this store safely: None for plain HTTP, else a ``tls.Trust``; a string says why not to."""
+    from fieldkit import tls
+
+    remembered = register.sync_state()
+    same = remembered.get("server") == url
+    host, _ = tls.host_and_port(url)
+    if url.startswith("http://"):
+        if tls.is_loopback(host) or insecure or (same and remembered.get("insecure")):
+            return None
+        return (f"refusing to send your token to {url} over plain HTTP, where anyone on the network can read it: "
+                "use https:// (`fieldkit serve` on the network makes a certificate), or --insecure on a network you trust")
+    pin = remembered.get("tls_pin") if same else None
+    try:
+        return tls.trust_for(url, pin)
+    except tls.CertificateChanged as err:
+        return (f"the central store at {url} shows another certificate ({err}) than the one this laptop trusted ({pin}); "
+                "nothing was sent. If its operator replaced it, check the new fingerprint with them, then run "
+                "`fieldkit sync --forget-certificate`")
+    except OSError as err:
+        reason = getattr(err, "reason", None) or err.strerror or str(err) or "no answer"
+        return f"cannot reach {url} over TLS: {str(reason).lower()}; check the address (http:// or https://)"
+
+
 def sync(register, server: str | None = None, token: str | None = None,
-         progress: Callable[[SyncProgress], None] | None = None, *, client: Transport | None = None) -> SyncResult:
+         progress: Callable[[SyncProgress], None] | None = None, *, client: Transport | None = None,
+         insecure: bool = False) -> SyncResult:
     """Sync this laptop with the central store; never raises for network or server trouble.
 
     ``server`` and ``token`` default to the ones remembered from the last
     successful contact. ``client`` replaces the HTTP transport (tests use it to
-    inject faults).
+    inject faults). Plain HTTP goes only to this machine unless ``insecure``;
+    over https a store without an authority's certificate is pinned on first use.
     """
     remembered = register.sync_state()
     url = server or (client.server if client else None) or remembered.get("server")
@@ -381,8 +433,13 @@ def sync(register, server: str | None = None, token: str | None = None,
         return SyncResult(0, 0, [], [], normalise_server(url), False,
                           f"no token for {normalise_server(url)}: give --token (your administrator makes one with `fieldkit user add`)")
     own = client is None
-    transport = client or Transport(url, token or "")
-    run = _Run(register, transport, token, progress)
+    trust = None
+    if own:
+        trust = _trust(register, normalise_server(url), insecure)
+        if isinstance(trust, str):
+            return _stopped(register, normalise_server(url), trust)
+    transport = client or Transport(url, token or "", verify=trust.verify if trust is not None else True)
+    run = _Run(register, transport, token, progress, trust=trust, insecure=insecure)
     try:
         for attempt in range(2):
             try:

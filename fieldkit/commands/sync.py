@@ -19,11 +19,15 @@ RECORD_TYPES_WITH_CONFLICTS = ("issue", "note", "action", "status_change", "less
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("sync", help="send this laptop's changes to the central store and fetch everyone else's")
-    p.add_argument("--server", help="the central store's address, e.g. http://10.1.2.3:8765 (remembered after the first sync)")
+    p.add_argument("--server", help="the central store's address, e.g. https://10.1.2.3:8765 (remembered after the first sync)")
     p.add_argument("--token", help="your token from `fieldkit user add` (remembered, never shown)")
     p.add_argument("--status", action="store_true", help="when this laptop last synced and what is waiting; sends nothing")
     p.add_argument("--rejected", action="store_true", help="list the changes the central store refused, with its reasons")
     p.add_argument("--retry-rejected", action="store_true", help="queue refused changes again (once the reason is dealt with), then sync")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plain HTTP to a central store on another machine (the token can be read on the way); remembered")
+    p.add_argument("--forget-certificate", action="store_true",
+                   help="trust the central store's new certificate (after its operator replaced it and you checked the fingerprint)")
     p.set_defaults(handler=cmd_sync)
 
     p = commands.add_parser("serve", help="run the central store that laptops sync with (HTTP API)")
@@ -38,6 +42,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="close a connection idle between requests for this long (default 15)")
     p.add_argument("--max-connections", type=int, default=10_000, metavar="N",
                    help="connections open at once; more are closed at once (default 10,000)")
+    p.add_argument("--tls-cert", metavar="FILE", help="serve https with this certificate (PEM), with --tls-key")
+    p.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+    p.add_argument("--self-signed", action="store_true",
+                   help="serve https with a certificate made on first start (the default on any address but this machine's)")
+    p.add_argument("--insecure", action="store_true", help="serve plain HTTP on the network (tokens can be read on the way)")
     p.set_defaults(handler=cmd_serve)
 
     p = commands.add_parser("user", help="accounts on the central store: add, list, revoke, new-token")
@@ -126,7 +135,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if args.retry_rejected:
             count = register.retry_rejected()
             print(f"queued {count} refused change{'s' if count != 1 else ''} to be sent again", file=sys.stderr)
-        result = sync(register, server=args.server, token=args.token, progress=_progress_printer())
+        if args.forget_certificate:
+            state = register.sync_state()
+            if state.pop("tls_pin", None):
+                register.save_sync_state(state)
+                print("forgot the central store's certificate; this sync trusts the one it shows now", file=sys.stderr)
+        result = sync(register, server=args.server, token=args.token, progress=_progress_printer(), insecure=args.insecure)
     _print_result(result)
     if not result.finished:
         raise CommandError(result.error or "the sync did not finish")
@@ -184,10 +198,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CommandError(f"--max-connections {args.max_connections} must be between 1 and 1,000,000")
     limits = Limits(header_timeout=args.header_timeout, idle_timeout=args.idle_timeout, max_connections=args.max_connections)
     try:
-        serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits)
+        serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args))
     except (CannotStart, DatabaseError) as err:
         raise CommandError(str(err)) from None
     return 0
+
+
+def _tls_files(args: argparse.Namespace):
+    """The certificate and key ``serve`` uses, or None for plain HTTP."""
+    from pathlib import Path
+
+    from fieldkit.tls import is_loopback
+
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise CommandError("give both --tls-cert and --tls-key")
+        for path in (args.tls_cert, args.tls_key):
+            if not Path(path).is_file():
+                raise CommandError(f"no such file: {path}")
+        return Path(args.tls_cert), Path(args.tls_key)
+    if args.self_signed or not (is_loopback(args.host) or args.insecure):
+        from fieldkit.server.certificate import self_signed
+        from fieldkit.store import default_home
+
+        return self_signed(default_home())
+    return None
 
 
 def _account_errors():

@@ -33,6 +33,8 @@ from fieldkit.server.accounts import User
 from fieldkit.server.db import Database, DatabaseError, Unavailable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from fieldkit.server.guard import Limits
 
 log = logging.getLogger("fieldkit.server")
@@ -336,9 +338,11 @@ class CannotStart(Exception):
     """The store cannot start as asked; the message says what to change."""
 
 
-def serve(url: str | None, host: str, port: int, new_server_id: bool = False, limits: "Limits | None" = None) -> None:
-    """Run the store until interrupted (``fieldkit serve``), closing slow and idle clients itself."""
+def serve(url: str | None, host: str, port: int, new_server_id: bool = False, limits: "Limits | None" = None,
+          tls: "tuple[Path, Path] | None" = None) -> None:
+    """Run the store until interrupted (``fieldkit serve``), closing slow and idle clients itself; https with ``tls``."""
     import socket
+    import ssl
 
     import uvicorn
 
@@ -350,15 +354,28 @@ def serve(url: str | None, host: str, port: int, new_server_id: bool = False, li
             probe.bind((host, port))
     except OSError as err:
         raise CannotStart(f"cannot listen on {host}:{port}: {err.strerror or err}; choose another --port or --host") from None
+    fingerprint = None
+    if tls is not None:
+        from fieldkit.server.certificate import certificate_fingerprint
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(*tls)
+            fingerprint = certificate_fingerprint(tls[0])
+        except (OSError, ValueError, ssl.SSLError) as err:
+            raise CannotStart(f"the certificate {tls[0]} or its key {tls[1]} cannot be used: {err}") from None
     wanted = limits or Limits()
     limits = raise_file_limit(wanted)
     database = Database(url)
     app = create_app(database)
     if new_server_id:
         database.renew_server_id()
-    print(f"fieldkit central store on http://{host}:{port} — {database.describe()}", flush=True)
+    print(f"fieldkit central store on {'https' if tls else 'http'}://{host}:{port} — {database.describe()}", flush=True)
+    if fingerprint:
+        print(f"certificate {tls[0]}\n  fingerprint {fingerprint}\n  laptops trust it on their first sync: "
+              "read them this fingerprint to check", flush=True)
     if limits.max_connections < wanted.max_connections:
         print(f"at most {limits.max_connections:,} connections at once (the system's open-file limit); "
               f"raise it with `ulimit -n` for more", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, http=guarded_protocol(limits),
-                timeout_keep_alive=max(1, round(limits.idle_timeout)), backlog=4096)
+                timeout_keep_alive=max(1, round(limits.idle_timeout)), backlog=4096,
+                ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None)

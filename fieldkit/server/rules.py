@@ -18,6 +18,7 @@ import orjson
 from fieldkit import merge, model, refdata
 from fieldkit.hlc import MAX_DRIFT_MS, wall_ms
 from fieldkit.ids import is_record_id
+from fieldkit.safe_text import shown
 from fieldkit.server.accounts import User
 
 CHILD_TYPES = ("note", "action", "status_change")
@@ -64,7 +65,7 @@ def op_problem(op: Any, now_ms: int) -> str | None:
         return "seen may only name fields the operation sets"
     issue_id = op["fields"].get("issue_id")
     if issue_id is not None and op["type"] in CHILD_TYPES and not (isinstance(issue_id, str) and is_record_id(issue_id)):
-        return f"issue_id {issue_id!r} is not an issue's id"
+        return f"issue_id '{shown(issue_id)}' is not an issue's id"
     try:
         orjson.dumps(op)
     except orjson.JSONEncodeError as err:
