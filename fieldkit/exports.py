@@ -118,7 +118,7 @@ def wsa_label(values: dict[str, Any]) -> str:
 
 def needs_text(values: dict[str, Any]) -> tuple[str, str]:
     """Capacity-building needs as two readable cells: what is needed, and from whom."""
-    needs = values.get("needs") or []
+    needs = [n for n in values.get("needs") or [] if isinstance(n, dict)]  # a wrong value that got in is left out
     what = "; ".join(
         f"{model.NEED_KINDS.get(n.get('kind', ''), n.get('kind', ''))}: {n.get('detail', '')}".rstrip(": ") for n in needs
     )

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any, Iterable
 
 from fieldkit import refdata
-from fieldkit.model import OPEN_STATUSES, SECTORS, SEVERITIES, STATUSES, category_label
+from fieldkit.model import OPEN_STATUSES, SECTORS, SEVERITIES, STATUSES, category_label, stored_day
 
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 STATUS_RANK = {name: rank for rank, name in enumerate(STATUSES)}
@@ -263,7 +263,7 @@ def filter_rows(rows: Iterable[IssueRow], question: IssueFilter) -> list[IssueRo
 
 
 def due_this_week(due: str | None, today: date) -> bool:
-    if not due:
+    day = stored_day(due)
+    if day is None:
         return False
-    day = date.fromisoformat(due)
     return today <= day <= date.fromordinal(today.toordinal() + 7)

@@ -636,11 +636,25 @@ def is_open(values: dict[str, Any]) -> bool:
     return values.get("status") in OPEN_STATUSES and not values.get("deleted")
 
 
+def stored_day(text: Any) -> date | None:
+    """A stored date (``YYYY-MM-DD``), or None when the value is not one.
+
+    For reading: a wrong value that got in before validation refused it must
+    not stop a screen, a report or a lookup.
+    """
+    if not isinstance(text, str) or not DATE_FORM.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def is_overdue(action: dict[str, Any], today: date | None = None) -> bool:
-    due = action.get("due")
-    if not due or action.get("done") or action.get("deleted"):
+    due = stored_day(action.get("due"))
+    if due is None or action.get("done") or action.get("deleted"):
         return False
-    return date.fromisoformat(due) < (today or date.today())
+    return due < (today or date.today())
 
 
 def sector_label(code: str | None) -> str:

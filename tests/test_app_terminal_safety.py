@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import select
 import signal
 import struct
@@ -36,6 +37,13 @@ def _read_for(fd: int, seconds: float) -> bytes:
     return out
 
 
+def _plain(written: bytes) -> str:
+    """The text the terminal shows, without Textual's own control sequences."""
+    text = re.sub(rb"\x1b\[[0-9;?<>=$]*[A-Za-z~]", b" ", written)
+    text = re.sub(rb"\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b.", b"", text)
+    return " ".join(text.decode("utf-8", "replace").split())
+
+
 def test_stored_escapes_are_drawn_as_text_by_the_app(tmp_path: Path) -> None:
     home = tmp_path / "home"
     register = Register.open(home, author="Thandi Mokoena")
@@ -43,7 +51,13 @@ def test_stored_escapes_are_drawn_as_text_by_the_app(tmp_path: Path) -> None:
     issue = register.create_issue({"municipality": "EC121", "sector": "water", "title": "Burst main", "severity": "critical"})
     register.apply_remote([{  # as it would arrive from a store that took it before it refused such values
         "op_id": new_id(), "type": "issue", "id": issue["id"], "device": "olderlaptop", "author": "Someone",
-        "hlc": f"{int(time.time() * 1000) + 1:016d}:0000:olderlaptop", "fields": {"title": HOSTILE_TITLE}, "seen": {},
+        "hlc": f"{int(time.time() * 1000) + 1:016d}:0000:olderlaptop", "seen": {},
+        "fields": {"title": HOSTILE_TITLE, "needs": ["not a need"], "created_at": "2026-01-05\t10:00:00"},
+    }])
+    action = register.add_action(issue["id"], "Replace the VALVE-MARK", owner="Plant superintendent", due="2026-01-05")
+    register.apply_remote([{
+        "op_id": new_id(), "type": "action", "id": action["id"], "device": "olderlaptop", "author": "Someone",
+        "hlc": f"{int(time.time() * 1000) + 2:016d}:0000:olderlaptop", "fields": {"due": "5/1/2026"}, "seen": {},
     }])
     register.close()
 
@@ -63,6 +77,9 @@ def test_stored_escapes_are_drawn_as_text_by_the_app(tmp_path: Path) -> None:
         os.waitpid(pid, 0)
         os.close(fd)
     assert b"RED-MARK" in written, written[-2000:]  # the title was drawn...
+    shown = _plain(written)
+    assert "Traceback" not in shown and "Error" not in shown and "went wrong" not in shown, shown[-3000:]
+    assert "VALVE-MARK" in shown  # ...and the issue opened, wrong values that got in and all
     assert b"\x1b]0;pwned-by-data" not in written  # ...but never retitled the window
     assert b"\x1b[31mRED-MARK" not in written
     assert b"pwned-by-data\x07" not in written

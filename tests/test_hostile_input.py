@@ -301,6 +301,10 @@ def test_a_wrong_value_that_got_in_anyway_does_not_stop_the_register_opening(reg
         "created_at": "2026-01-05\t10:00:00", "municipality": "EC121\t", "sector": "water\n", "ward": "7\t",
         "lat": "far\tnorth", "lon": None, "needs": ["not a need"],
     })
+    action = register.add_action(issue["id"], "Fix the valve", owner="Plant superintendent", due="2026-01-05")
+    _pulled(register, "action", action["id"], {"due": "5/1/2026"})
+    status = new_id(shard=issue["id"][-1])
+    _pulled(register, "status_change", status, {"issue_id": issue["id"], "to_status": "resolved", "at": "99999-13-45"})
     register.close()
     assert run_fieldkit(home, "compact").returncode == 0  # writes the compact register file a cold lookup reads
     found = run_fieldkit(home, "find", "R61")
@@ -311,3 +315,6 @@ def test_a_wrong_value_that_got_in_anyway_does_not_stop_the_register_opening(reg
     assert "2026-01-05\\t10:00:00" in shown.stdout
     listed = run_fieldkit(home, "find", "--json")
     assert [row["ref"] for row in json.loads(listed.stdout)] == [issue["ref"]]
+    for command in (("report", "--municipality", "EC121"), ("find", "--overdue"), ("export", "-o", str(home.parent / "x.xlsx"))):
+        result = run_fieldkit(home, *command)
+        assert result.returncode in (0, 1) and "Traceback" not in result.stderr, (command, result.stderr)

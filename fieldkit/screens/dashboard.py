@@ -124,8 +124,8 @@ def count_weeks(register: Register, mine: dict[str, IssueRow], today: date) -> l
     def week_of(stamp: str) -> date | None:
         if not stamp or stamp[:10] < first:
             return None
-        day = date.fromisoformat(stamp[:10])
-        return day - timedelta(days=day.weekday()) if day <= today else None
+        day = model.stored_day(stamp[:10])
+        return day - timedelta(days=day.weekday()) if day is not None and day <= today else None
 
     for row in mine.values():
         week = week_of(row.created_at)

@@ -105,7 +105,7 @@ def field_table(values: dict[str, Any], unsynced: bool) -> Table:
     add("Source detail", values.get("source_detail"))
     add("Commitment", values.get("commitment"))
     add("Contact", " · ".join(v for v in (values.get("contact_name"), values.get("contact_phone")) if v))
-    for need in values.get("needs") or []:
+    for need in (n for n in values.get("needs") or [] if isinstance(n, dict)):  # a wrong value that got in is left out
         support = f" (from {need['support_from']})" if need.get("support_from") else ""
         add("Needs", f"{model.NEED_KINDS.get(need.get('kind', ''), need.get('kind'))}: {need.get('detail', '')}{support}")
     add("Captured", f"{local_time(values.get('created_at', ''))} by {values.get('created_by', '')}")
