@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -127,6 +128,19 @@ def _category(sector: str, value: str) -> str:
     return _choice(value, model.CATEGORIES.get(sector, {}))
 
 
+_LINE_BREAK = re.compile(r"\r\n?")
+_ONE_LINE = re.compile(r"[ \t]*[\r\n\t]+[ \t]*")
+
+
+def _spreadsheet_text(name: str, text: str) -> str:
+    """A cell's text with a spreadsheet's line breaks and tabs made plain: kept as line breaks where the
+    field holds paragraphs, a space where it holds one line. Other control characters are left for
+    validation to refuse."""
+    if model.check_field("issue", name, "a\nb") is None:
+        return _LINE_BREAK.sub("\n", text)
+    return _ONE_LINE.sub(" ", text)
+
+
 def row_values(row: dict[str, str], fields: dict[str, str]) -> dict[str, Any]:
     """Typed field values from one spreadsheet row (wrong values are left for validation to name)."""
     values: dict[str, Any] = {}
@@ -154,7 +168,7 @@ def row_values(row: dict[str, str], fields: dict[str, str]) -> dict[str, Any]:
         elif name == "created_at":
             values[name] = model.canonical_timestamp(text) or text
         else:
-            values[name] = text
+            values[name] = _spreadsheet_text(name, text)
     if "category" in values:
         values["category"] = _category(values.get("sector", ""), values["category"])
     return values

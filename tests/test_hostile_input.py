@@ -208,16 +208,22 @@ def test_hostile_values_on_the_command_line_are_one_clear_line(home, args) -> No
 
 def test_import_puts_times_in_the_stored_form_and_refuses_what_is_not_a_time(register) -> None:
     rows = [
-        {"Title": "Tab in the time", "Municipality": "EC121", "Sector": "water", "Captured": "2026-01-05\t10:00:00"},
+        {"Title": "Tab in the time", "Municipality": "EC121", "Sector": "water", "Captured": "2026-01-05\t10:00:00",
+         "Description": ""},
         {"Title": "Time typed by a person", "Municipality": "EC121", "Sector": "water", "Captured": "2026-01-05 10:00"},
         {"Title": "A date", "Municipality": "EC121", "Sector": "water", "Captured": "2026-01-05"},
         {"Title": "Escape\x1b[2J", "Municipality": "EC121", "Sector": "water", "Captured": "2026-01-05"},
+        {"Title": "Typed in\r\nExcel\twith Alt+Enter", "Municipality": "EC121", "Sector": "water",
+         "Description": "First line\r\nSecond line"},
     ]
     report = import_rows(register, rows, {})
-    assert report.imported == 2
+    assert report.imported == 3
     assert [r.row for r in report.rejections] == [2, 5]
-    stored = sorted(row.created_at for row in register.find())
+    stored = sorted(row.created_at for row in register.find())[:2]
     assert stored == ["2026-01-05T00:00:00+00:00", "2026-01-05T08:00:00+00:00"]  # 10:00 in South Africa
+    [typed] = [row for row in register.find() if row.title.startswith("Typed")]
+    assert typed.title == "Typed in Excel with Alt+Enter"
+    assert register.issue_values(typed.id)["description"] == "First line\nSecond line"
 
 
 # -- the central store -------------------------------------------------------------------------
