@@ -184,6 +184,9 @@ LIST_LIMITS: dict[str, int] = {
 #: A record's values as JSON, in bytes. Every field at its limit in plain letters fits; long texts in
 #: multi-byte characters may not, and then the message asks to shorten them.
 RECORD_MAX_BYTES = 64 * 1024
+#: A record as the central store keeps it, with every value that lost to a concurrent edit and is not
+#: settled yet: room for several conflicts on the longest fields, not for one account flooding it.
+RECORD_STATE_MAX_BYTES = 4 * RECORD_MAX_BYTES
 
 #: The years a date or time may name: the register's era, with room either side.
 YEARS = (1990, 2100)

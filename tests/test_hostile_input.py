@@ -324,3 +324,20 @@ def test_a_wrong_value_that_got_in_anyway_does_not_stop_the_register_opening(reg
     for command in (("report", "--municipality", "EC121"), ("find", "--overdue"), ("export", "-o", str(home.parent / "x.xlsx"))):
         result = run_fieldkit(home, *command)
         assert result.returncode in (0, 1) and "Traceback" not in result.stderr, (command, result.stderr)
+
+
+def test_conflicting_edits_cannot_grow_a_record_without_bound(client: httpx.Client, central: Central) -> None:
+    from sync_fixtures import server_states
+
+    issue = issue_op()
+    assert _push(client, [issue])["acknowledged"] == [issue["op_id"]]
+    flood = []
+    for number in range(40):  # each from a laptop that never saw the others: every one is kept as a conflict
+        device = new_device_id()
+        flood.append({"op_id": new_id(), "type": "issue", "id": issue["id"], "device": device, "author": "Flooder",
+                      "hlc": Clock(device).tick(), "seen": {}, "fields": {"description": f"{number} " + "🚰" * 4990}})
+    reply = _push(client, flood)
+    assert 5 < len(reply["acknowledged"]) < 40
+    assert all("unsettled conflicts" in entry["reason"] for entry in reply["rejected"])
+    stored = server_states(central.db_url)[issue["id"]]
+    assert len(json.dumps(stored, ensure_ascii=False).encode()) <= model.RECORD_STATE_MAX_BYTES

@@ -437,7 +437,14 @@ class Database:
                 if record is None:
                     record = records[op["id"]] = Record(op["id"], op["type"], None, None, None, merge.empty_state())
                 before = record.municipality
+                kept = orjson.dumps(record.state) if record.state["stamps"] else None
                 merge.apply_op_in_place(record.state, op)
+                if kept is not None and record.state["rivals"]:
+                    problem = rules.state_size_problem(record.state)
+                    if problem:
+                        record.state = orjson.loads(kept)
+                        rejected.append({"op_id": op_id, "reason": problem})
+                        continue
                 rules.place(record, records.get)
                 if record.type == "issue" and before and record.municipality != before:
                     moved.add(record.record_id)

@@ -84,6 +84,15 @@ def op_problem(op: Any, now_ms: int) -> str | None:
     return model.record_size_problem(op["fields"])
 
 
+def state_size_problem(state: dict[str, Any]) -> str | None:
+    """Whether a record with its unsettled conflicts has grown past what the store keeps."""
+    size = len(orjson.dumps(state))
+    if size > model.RECORD_STATE_MAX_BYTES:
+        return (f"the record would hold {size:,} bytes with its unsettled conflicts, over {model.RECORD_STATE_MAX_BYTES:,}: "
+                "settle its conflicts (`fieldkit conflicts`), then send the change again")
+    return None
+
+
 def out_of_scope(user: User, municipality: str) -> str:
     muni = refdata.get(municipality)
     where = f"{municipality} ({muni.current_name})" if muni else municipality
