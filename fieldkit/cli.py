@@ -93,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = describe(err)
         if message is None:
             raise
-        print(f"fieldkit: {message}", file=sys.stderr)
+        from fieldkit.safe_text import safe_for_terminal
+
+        print(f"fieldkit: {safe_for_terminal(message)}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -131,7 +131,7 @@ def wsa_label(values: dict[str, Any]) -> str:
 def needs_text(values: dict[str, Any]) -> tuple[str, str]:
     """Capacity-building needs as two readable cells: every need, one a line ('Skills: Operator training
     (support from Amatola Water)', which the importer reads back whole), and the sources asked, in short."""
-    needs = values.get("needs") or []
+    needs = [n for n in values.get("needs") or [] if isinstance(n, dict)]  # a wrong value that got in is left out
     lines = []
     sources: list[str] = []
     for need in needs:
@@ -208,7 +208,9 @@ def action_records(register, issues: list[dict[str, Any]], today: date | None = 
 def write_text(output: str | None, text: str) -> list[str]:
     """Write to a file atomically (never a half-written export), or to standard output."""
     if output is None or output == "-":
-        sys.stdout.write(text)
+        from fieldkit.safe_text import safe_for_terminal
+
+        sys.stdout.write(safe_for_terminal(text, multiline=True) if sys.stdout.isatty() else text)  # a pipe gets the bytes
         return []
     return write_files({output: text.encode("utf-8")})
 

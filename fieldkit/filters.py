@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
 
 from fieldkit import refdata
-from fieldkit.model import OPEN_STATUSES, SECTORS, SEVERITIES, STATUSES, category_label
+from fieldkit.model import OPEN_STATUSES, SECTORS, SEVERITIES, STATUSES, category_label, stored_day
 
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 STATUS_RANK = {name: rank for rank, name in enumerate(STATUSES)}
@@ -66,9 +67,9 @@ class IssueRow:
 
 
 def row_from_values(issue_id: str, values: dict[str, Any]) -> IssueRow:
-    code = values.get("municipality", "")
+    code = _str(values.get("municipality"))
     muni = refdata.get(code) if code else None
-    ward = values.get("ward")
+    ward = _int(values.get("ward"))
     words = [
         values.get("ref", ""),
         values.get("title", ""),
@@ -89,23 +90,40 @@ def row_from_values(issue_id: str, values: dict[str, Any]) -> IssueRow:
         province=muni.province if muni else "",
         district=(muni.district_code or muni.code) if muni else "",
         ward=ward,
-        sector=values.get("sector", ""),
-        category=values.get("category", "") or "",
-        title=values.get("title", ""),
-        severity=values.get("severity", ""),
-        status=values.get("status", ""),
-        responsible=values.get("responsible", "") or "",
-        created_at=values.get("created_at", "") or "",
-        updated_at=values.get("updated_at", "") or "",
-        lat=values.get("lat"),
-        lon=values.get("lon"),
+        sector=_str(values.get("sector")),
+        category=_str(values.get("category")),
+        title=_str(values.get("title")),
+        severity=_str(values.get("severity")),
+        status=_str(values.get("status")),
+        responsible=_str(values.get("responsible")),
+        created_at=_str(values.get("created_at")),
+        updated_at=_str(values.get("updated_at")),
+        lat=_float(values.get("lat")),
+        lon=_float(values.get("lon")),
         deleted=bool(values.get("deleted")),
         haystack=f' {" ".join(w for w in words if w).lower()} ',
     )
 
 
+def _str(value: Any) -> str:
+    """A stored value as row text. Validation keeps values typed; a wrong one that got in anyway
+    (from an older laptop or store) must not stop the register from opening."""
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+_BREAKS = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+
+
 def _flat(text: str) -> str:
-    return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    return text.translate(_BREAKS)
 
 
 def row_to_line(row: IssueRow) -> str:
@@ -255,7 +273,7 @@ def filter_rows(rows: Iterable[IssueRow], question: IssueFilter) -> list[IssueRo
 
 
 def due_this_week(due: str | None, today: date) -> bool:
-    if not due:
+    day = stored_day(due)
+    if day is None:
         return False
-    day = date.fromisoformat(due)
     return today <= day <= date.fromordinal(today.toordinal() + 7)

@@ -86,3 +86,17 @@ class Clock:
             self._ms, self._counter = theirs.ms, theirs.counter
         elif theirs.ms == self._ms and theirs.counter > self._counter:
             self._counter = theirs.counter
+
+    def now_ms(self) -> int:
+        """This replica's wall clock, in milliseconds (the one ``tick`` reads)."""
+        return self._now()
+
+    def rewind(self, floor: str) -> None:
+        """Bring the clock back to the wall clock after it ran ahead, never below ``floor``.
+
+        Only for a clock whose stamps beyond ``floor`` are all being replaced
+        (``Register.restamp_ahead``): the next tick is after ``floor`` and after now.
+        """
+        self._ms, self._counter = 0, 0
+        if floor != ZERO:
+            self.receive(floor)

@@ -252,6 +252,19 @@ def parse_needs(text: str) -> list[dict[str, str]] | str:
     return needs
 
 
+_LINE_BREAK = re.compile(r"\r\n?")
+_ONE_LINE = re.compile(r"[ \t]*[\r\n\t]+[ \t]*")
+
+
+def _spreadsheet_text(name: str, text: str) -> str:
+    """A cell's text with a spreadsheet's line breaks and tabs made plain: kept as line breaks where the
+    field holds paragraphs, a space where it holds one line. Other control characters are left for
+    validation to refuse."""
+    if model.check_field("issue", name, "a\nb") is None:
+        return _LINE_BREAK.sub("\n", text)
+    return _ONE_LINE.sub(" ", text)
+
+
 def row_values(row: dict[str, str], columns: Columns) -> tuple[dict[str, Any], dict[str, str]]:
     """Typed field values from one row, and the problems found reading it (by field).
 
@@ -293,7 +306,7 @@ def row_values(row: dict[str, str], columns: Columns) -> tuple[dict[str, Any], d
         elif name == "contact_phone":
             values[name] = model.normalise_phone(text)
         elif name == "created_at":
-            moment = matching.parse_moment(text)
+            moment = None if any(ord(c) < 32 for c in text) else matching.parse_moment(text)
             if moment is None:
                 problems[name] = f"{columns.column_for(name)} '{text}' is not a date; write it as dd/mm/yyyy or yyyy-mm-dd"
             else:
@@ -301,7 +314,7 @@ def row_values(row: dict[str, str], columns: Columns) -> tuple[dict[str, Any], d
         elif name in ("sector", "category"):
             continue
         else:
-            values[name] = text
+            values[name] = _spreadsheet_text(name, text)
     _sector_and_category(raw.get("sector", ""), raw.get("category", ""), values)
     return values, problems
 

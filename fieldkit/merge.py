@@ -118,6 +118,7 @@ def op_problem(op: Any) -> str | None:
     from fieldkit.hlc import is_stamp
     from fieldkit.ids import is_record_id
     from fieldkit.model import RECORD_TYPES
+    from fieldkit.safe_text import shown
 
     if not isinstance(op, dict):
         return "an operation must be a JSON object"
@@ -128,16 +129,16 @@ def op_problem(op: Any) -> str | None:
     if extra:
         return f"operation has unknown keys: {', '.join(extra)}"
     if op["type"] not in RECORD_TYPES:
-        return f"unknown record type {op['type']!r}"
+        return f"unknown record type '{shown(op['type'])}'"
     for key in ("op_id", "id"):
         if not isinstance(op[key], str) or not is_record_id(op[key]):
-            return f"{key} {op[key]!r} is not a UUIDv7"
+            return f"{key} '{shown(op[key])}' is not a UUIDv7"
     if not isinstance(op["device"], str) or not 1 <= len(op["device"]) <= 64:
         return "device must be a short text id"
     if not isinstance(op["author"], str) or len(op["author"]) > 120:
         return "author must be text of at most 120 characters"
     if not is_stamp(op["hlc"]):
-        return f"hlc {op['hlc']!r} is not a clock stamp"
+        return f"hlc '{shown(op['hlc'])}' is not a clock stamp"
     if not isinstance(op["fields"], dict) or not op["fields"]:
         return "fields must be a non-empty object"
     if not isinstance(op["seen"], dict) or not all(is_stamp(s) for s in op["seen"].values()):

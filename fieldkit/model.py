@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
+import orjson
+
 from fieldkit import refdata
+from fieldkit.ids import is_record_id
+from fieldkit.safe_text import shown
 
 SECTORS: dict[str, str] = {
     "water": "Water",
@@ -166,6 +170,36 @@ TITLE_MAX = 120
 TEXT_MAX = 5000
 WARD_MAX = 200
 
+#: Limits on lists and whole records, stated once; the laptop and the central store both enforce them
+#: (each text field's own limit is in ``FIELDS`` below). A facilitator's real register stays far inside
+#: them; they stop one value from growing every laptop's register by megabytes.
+LIST_LIMITS: dict[str, int] = {
+    "tags": 20,  # tags on a lesson
+    "tag": 40,  # characters in one tag
+    "issue_ids": 50,  # issues linked to a lesson
+    "needs": 10,  # capacity-building needs on an issue
+    "need_detail": 1000,  # characters in a need's detail
+    "need_support_from": 120,  # characters in a need's support source
+}
+#: A record's values as JSON, in bytes. Every field at its limit in plain letters fits; long texts in
+#: multi-byte characters may not, and then the message asks to shorten them.
+RECORD_MAX_BYTES = 64 * 1024
+#: A record as the central store keeps it, with every value that lost to a concurrent edit and is not
+#: settled yet: room for several conflicts on the longest fields, not for one account flooding it.
+RECORD_STATE_MAX_BYTES = 4 * RECORD_MAX_BYTES
+
+#: The years a date or time may name: the register's era, with room either side.
+YEARS = (1990, 2100)
+
+#: The only forms a date and a time are stored in: what ``date.isoformat()`` and an aware
+#: ``datetime.isoformat()`` write (``now_iso`` writes UTC, ``+00:00``, without fractions).
+DATE_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+TIMESTAMP_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?[+-][0-9]{2}:[0-9]{2}")
+
+#: Control characters refused in text: C0 (newline allowed only where ``multiline``), DEL and C1.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
 RECORD_TYPES = ("issue", "note", "action", "status_change", "lesson")
 
 
@@ -177,7 +211,20 @@ class ValidationError(ValueError):
         super().__init__("; ".join(problems.values()))
 
 
-def _text(label: str, maximum: int, required: bool = False) -> Callable[[Any], str | None]:
+def text_problem(label: str, value: str, maximum: int, multiline: bool = False) -> str | None:
+    """What is wrong with a piece of text: too long, or a control character (ESC, NUL, a tab...)."""
+    if len(value) > maximum:
+        return f"{label} is {len(value):,} characters long; keep it under {maximum:,}"
+    found = (_CONTROL_BUT_NEWLINE if multiline else _CONTROL).search(value)
+    if found:
+        char = found.group()
+        if char in "\n\r" and not multiline:
+            return f"{label} must be one line; remove the line break"
+        return f"{label} contains a control character (U+{ord(char):04X}); remove it, or retype the text"
+    return None
+
+
+def _text(label: str, maximum: int, required: bool = False, multiline: bool = False) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if value is None or value == "":
             return f"{label} is required" if required else None
@@ -185,10 +232,9 @@ def _text(label: str, maximum: int, required: bool = False) -> Callable[[Any], s
             return f"{label} must be text"
         if required and not value.strip():
             return f"{label} is required"
-        if len(value) > maximum:
-            return f"{label} is {len(value)} characters long; keep it under {maximum}"
-        return None
+        return text_problem(label, value, maximum, multiline)
 
+    check.maximum = maximum  # type: ignore[attr-defined]
     return check
 
 
@@ -196,8 +242,8 @@ def _choice(label: str, choices: dict[str, str], required: bool = False) -> Call
     def check(value: Any) -> str | None:
         if value is None or value == "":
             return f"{label} is required" if required else None
-        if value not in choices:
-            return f"Unknown {label.lower()} '{value}' — choose one of: {', '.join(choices)}"
+        if not isinstance(value, str) or value not in choices:
+            return f"Unknown {label.lower()} '{shown(value)}' — choose one of: {', '.join(choices)}"
         return None
 
     return check
@@ -210,17 +256,17 @@ def check_municipality(value: Any) -> str | None:
         return "Municipality must be an MDB code such as BUF or EC121"
     if refdata.get(value) is not None and value == value.strip().upper():
         return None
-    guess = refdata.suggest(value)
+    guess = refdata.suggest(value) if len(value) <= 60 else None
     if guess is not None:
-        return f"Unknown municipality code '{value}' — did you mean {guess.code} ({guess.current_name})?"
-    return f"Unknown municipality code '{value}' — use an MDB code such as BUF or EC121 (`fieldkit municipalities` lists them)"
+        return f"Unknown municipality code '{shown(value)}' — did you mean {guess.code} ({guess.current_name})?"
+    return f"Unknown municipality code '{shown(value)}' — use an MDB code such as BUF or EC121 (`fieldkit municipalities` lists them)"
 
 
 def check_ward(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        return f"Ward must be a whole number, not '{value}'"
+        return f"Ward must be a whole number, not '{shown(value)}'"
     if not 1 <= value <= WARD_MAX:
         return f"Ward {value} is not a ward number; wards are numbered from 1"
     return None
@@ -231,7 +277,7 @@ def _coordinate(label: str, bounds: tuple[float, float]) -> Callable[[Any], str 
         if value is None or value == "":
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return f"{label} must be a number in decimal degrees, not '{value}'"
+            return f"{label} must be a number in decimal degrees, not '{shown(value)}'"
         low, high = bounds
         if not low <= value <= high:
             return f"{label} {value} is outside South Africa ({low} to {high})"
@@ -255,8 +301,15 @@ def check_phone(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         return "Phone must be text such as 082 123 4567"
-    if not PHONE_DIGITS.match(re.sub(r"[\s\-()]", "", value)):
-        return f"Phone '{value}' is not a South African number such as 082 123 4567 or +27 82 123 4567"
+    if len(value) > 40 or not PHONE_DIGITS.match(re.sub(r"[\s\-()]", "", value)):
+        return f"Phone '{shown(value)}' is not a South African number such as 082 123 4567 or +27 82 123 4567"
+    return None
+
+
+def _in_years(label: str, year: int) -> str | None:
+    low, high = YEARS
+    if not low <= year <= high:
+        return f"{label} is in the year {year}; give a date between {low} and {high}"
     return None
 
 
@@ -265,12 +318,17 @@ def check_date(label: str) -> Callable[[Any], str | None]:
         if value is None or value == "":
             return None
         try:
-            date.fromisoformat(value)
-        except (TypeError, ValueError):
-            return f"{label} '{value}' is not a date; write it as YYYY-MM-DD, e.g. 2026-12-15"
-        return None
+            if not isinstance(value, str) or not DATE_FORM.fullmatch(value):
+                raise ValueError(value)
+            day = date.fromisoformat(value)
+        except ValueError:
+            return f"{label} '{shown(value)}' is not a date; write it as YYYY-MM-DD, e.g. 2026-12-15"
+        return _in_years(label, day.year)
 
     return check
+
+
+NEED_KEYS = ("kind", "detail", "support_from")
 
 
 def check_needs(value: Any) -> str | None:
@@ -278,16 +336,23 @@ def check_needs(value: Any) -> str | None:
         return None
     if not isinstance(value, list):
         return "Capacity-building needs must be a list"
+    if len(value) > LIST_LIMITS["needs"]:
+        return f"An issue has {len(value)} capacity-building needs; keep it to {LIST_LIMITS['needs']}"
     for number, need in enumerate(value, start=1):
         if not isinstance(need, dict):
             return f"Need {number} must have a kind and a detail"
-        if need.get("kind") not in NEED_KINDS:
+        extra = sorted(set(need) - set(NEED_KEYS))
+        if extra:
+            return f"Need {number}: unknown part '{shown(extra[0])}'; a need has a kind, a detail and a support source"
+        if not isinstance(need.get("kind"), str) or need["kind"] not in NEED_KINDS:
             return f"Need {number}: kind must be one of {', '.join(NEED_KINDS)}"
-        for key in ("detail", "support_from"):
-            if not isinstance(need.get(key, ""), str):
-                return f"Need {number}: {key.replace('_', ' ')} must be text"
-        if len(need.get("detail", "")) > TEXT_MAX:
-            return f"Need {number}: the detail is too long"
+        for key, label in (("detail", "detail"), ("support_from", "support source")):
+            text = need.get(key, "")
+            if not isinstance(text, str):
+                return f"Need {number}: the {label} must be text"
+            problem = text_problem(f"Need {number}: the {label}", text, LIST_LIMITS[f"need_{key}"])
+            if problem:
+                return problem
     return None
 
 
@@ -300,15 +365,57 @@ def check_bool(label: str) -> Callable[[Any], str | None]:
     return check
 
 
-def check_text_list(label: str) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            return f"{label} must be a list of text"
+def check_tags(value: Any) -> str | None:
+    if value is None:
         return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return "Tags must be a list of text"
+    if len(value) > LIST_LIMITS["tags"]:
+        return f"A lesson has {len(value)} tags; keep it to {LIST_LIMITS['tags']}"
+    for tag in value:
+        problem = text_problem(f"Tag '{shown(tag)}'", tag, LIST_LIMITS["tag"])
+        if problem:
+            return problem
+    return None
 
-    return check
+
+def check_issue_ids(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return "Linked issues must be a list of issue ids"
+    if len(value) > LIST_LIMITS["issue_ids"]:
+        return f"A lesson links {len(value)} issues; keep it to {LIST_LIMITS['issue_ids']}"
+    for issue_id in value:
+        if not is_record_id(issue_id):
+            return f"Linked issue '{shown(issue_id)}' is not an issue's id"
+    return None
+
+
+def canonical_timestamp(text: str) -> str | None:
+    """A date and time as people write it in a spreadsheet, in the stored form; None when it is not one.
+
+    Takes ``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM[:SS]`` and ``YYYY-MM-DDTHH:MM[:SS]`` with an optional
+    zone (``Z`` or ``+02:00``). A time without a zone is South African; a date alone is midnight UTC.
+    """
+    match = re.fullmatch(
+        r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[ T]([0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)(Z|[+-][0-9]{2}:[0-9]{2})?)?",
+        text.strip(),
+    )
+    if match is None:
+        return None
+    day, clock, zone = match.groups()
+    try:
+        if clock is None:
+            moment = datetime.fromisoformat(f"{day}T00:00:00+00:00")
+        else:
+            moment = datetime.fromisoformat(f"{day}T{clock}{'+00:00' if zone == 'Z' else zone or ''}")
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=SAST)
+        if not YEARS[0] <= moment.year <= YEARS[1]:
+            return None
+        return moment.astimezone(timezone.utc).isoformat()
+    except ValueError:
+        return None
 
 
 def _timestamp(label: str) -> Callable[[Any], str | None]:
@@ -316,10 +423,12 @@ def _timestamp(label: str) -> Callable[[Any], str | None]:
         if value is None:
             return None
         try:
-            datetime.fromisoformat(value)
-        except (TypeError, ValueError):
-            return f"{label} '{value}' is not a date and time"
-        return None
+            if not isinstance(value, str) or not TIMESTAMP_FORM.fullmatch(value):
+                raise ValueError(value)
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return f"{label} '{shown(value)}' is not a date and time in the form 2026-12-15T08:30:00+00:00"
+        return _in_years(label, moment.year)
 
     return check
 
@@ -337,13 +446,13 @@ FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "sector": _choice("Sector", SECTORS, required=True),
         "category": _text("Category", 60),
         "title": _text("Title", TITLE_MAX, required=True),
-        "description": _text("Description", TEXT_MAX),
+        "description": _text("Description", TEXT_MAX, multiline=True),
         "severity": _choice("Severity", SEVERITIES, required=True),
         "status": check_status,
         "responsible": _text("Responsible institution", 120),
         "source": _choice("Source", SOURCES),
         "source_detail": _text("Source detail", 200),
-        "commitment": _text("Commitment", TEXT_MAX),
+        "commitment": _text("Commitment", TEXT_MAX, multiline=True),
         "address": _text("Address or landmark", 300),
         "lat": _coordinate("Latitude", LAT_RANGE),
         "lon": _coordinate("Longitude", LON_RANGE),
@@ -356,7 +465,7 @@ FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
     },
     "note": {
         "issue_id": _text("Issue", 64, required=True),
-        "text": _text("Note", TEXT_MAX, required=True),
+        "text": _text("Note", TEXT_MAX, required=True, multiline=True),
         "author": _text("Author", 120),
         "at": _timestamp("Time"),
         "deleted": check_bool("Deleted"),
@@ -377,19 +486,19 @@ FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "issue_id": _text("Issue", 64, required=True),
         "from_status": _choice("Previous status", STATUSES),
         "to_status": check_status,
-        "note": _text("Note", TEXT_MAX),
+        "note": _text("Note", TEXT_MAX, multiline=True),
         "author": _text("Author", 120),
         "at": _timestamp("Time"),
     },
     "lesson": {
         "title": _text("Title", TITLE_MAX, required=True),
-        "what_happened": _text("What happened", TEXT_MAX),
-        "what_worked": _text("What worked", TEXT_MAX),
-        "what_did_not": _text("What did not work", TEXT_MAX),
+        "what_happened": _text("What happened", TEXT_MAX, multiline=True),
+        "what_worked": _text("What worked", TEXT_MAX, multiline=True),
+        "what_did_not": _text("What did not work", TEXT_MAX, multiline=True),
         "sector": _choice("Sector", SECTORS),
         "municipality": lambda v: None if v in (None, "") else check_municipality(v),
-        "tags": check_text_list("Tags"),
-        "issue_ids": check_text_list("Linked issues"),
+        "tags": check_tags,
+        "issue_ids": check_issue_ids,
         "created_by": _text("Created by", 120),
         "created_at": _timestamp("Created at"),
         "deleted": check_bool("Deleted"),
@@ -410,12 +519,12 @@ PERSONAL_FIELDS = frozenset({"contact_name", "contact_phone"})
 
 def check_field(record_type: str, name: str, value: Any) -> str | None:
     """The message for one wrong field value, or None when it is fine."""
-    checks = FIELDS.get(record_type)
+    checks = FIELDS.get(record_type) if isinstance(record_type, str) else None
     if checks is None:
-        return f"Unknown record type '{record_type}'"
-    check = checks.get(name)
+        return f"Unknown record type '{shown(record_type)}'"
+    check = checks.get(name) if isinstance(name, str) else None
     if check is None:
-        return f"Unknown field '{name}' for {record_type.replace('_', ' ')}"
+        return f"Unknown field '{shown(name)}' for {record_type.replace('_', ' ')}"
     return check(value)
 
 
@@ -425,7 +534,18 @@ def check_category(sector: str | None, category: str | None) -> str | None:
     choices = CATEGORIES.get(sector or "", {})
     if category not in choices:
         label = SECTORS.get(sector or "", sector or "this sector")
-        return f"Unknown category '{category}' for {label} — choose one of: {', '.join(choices)}"
+        return f"Unknown category '{shown(category)}' for {label} — choose one of: {', '.join(choices)}"
+    return None
+
+
+def record_size_problem(values: dict[str, Any]) -> str | None:
+    """Whether a record's values, as JSON, are over ``RECORD_MAX_BYTES``."""
+    try:
+        size = len(orjson.dumps(values))
+    except (TypeError, orjson.JSONEncodeError):
+        return "the record holds a value that is not text, a number, true/false or a list"
+    if size > RECORD_MAX_BYTES:
+        return f"the record is {size:,} bytes; keep it under {RECORD_MAX_BYTES:,} (shorten the longest texts)"
     return None
 
 
@@ -436,6 +556,10 @@ def problems(record_type: str, values: dict[str, Any], partial: bool = False) ->
         message = check_field(record_type, name, value)
         if message:
             found[name] = message
+    if not found:
+        message = record_size_problem(values)
+        if message:
+            found["record"] = message
     if not partial:
         for name in REQUIRED[record_type]:
             if name not in found and values.get(name) in (None, ""):
@@ -515,11 +639,25 @@ def is_open(values: dict[str, Any]) -> bool:
     return values.get("status") in OPEN_STATUSES and not values.get("deleted")
 
 
+def stored_day(text: Any) -> date | None:
+    """A stored date (``YYYY-MM-DD``), or None when the value is not one.
+
+    For reading: a wrong value that got in before validation refused it must
+    not stop a screen, a report or a lookup.
+    """
+    if not isinstance(text, str) or not DATE_FORM.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def is_overdue(action: dict[str, Any], today: date | None = None) -> bool:
-    due = action.get("due")
-    if not due or action.get("done") or action.get("deleted"):
+    due = stored_day(action.get("due"))
+    if due is None or action.get("done") or action.get("deleted"):
         return False
-    return date.fromisoformat(due) < (today or date.today())
+    return due < (today or date.today())
 
 
 def sector_label(code: str | None) -> str:

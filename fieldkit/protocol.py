@@ -86,6 +86,8 @@ class PullReply:
     ops: list[dict[str, Any]]
     next: int
     more: bool
+    mark: str | None = None  # the mark of the operation at ``after`` ("" when there is none); None: not said
+    next_mark: str | None = None  # the mark of the operation at ``next``
 
 
 @dataclass(slots=True)
@@ -95,6 +97,7 @@ class SnapshotReply:
     upto: int
     next_id: str
     more: bool
+    upto_mark: str | None = None  # the mark of the operation at ``upto``
 
 
 def push_request(ops: list[dict[str, Any]]) -> dict[str, Any]:
@@ -163,6 +166,8 @@ def parse_pull_reply(data: Any) -> PullReply:
         ops=_ops(data),
         next=_need(data, "next", int),
         more=_need(data, "more", bool),
+        mark=_optional(data, "mark"),
+        next_mark=_optional(data, "next_mark"),
     )
 
 
@@ -173,7 +178,26 @@ def parse_snapshot_reply(data: Any) -> SnapshotReply:
         upto=_need(data, "upto", int),
         next_id=_need(data, "next_id", str),
         more=_need(data, "more", bool),
+        upto_mark=_optional(data, "upto_mark"),
     )
+
+
+def _optional(data: dict[str, Any], key: str) -> str | None:
+    """A mark, when the store says one (an older store does not)."""
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ProtocolError(f"the reply's {key!r} has the wrong type")
+    return value
+
+
+def op_mark(op_id: str) -> str:
+    """What a laptop remembers of the operation at its cursor: it changes if the store's history does.
+
+    A hash, so it says nothing about the operation (which may be outside the laptop's area).
+    """
+    import hashlib
+
+    return hashlib.sha256(op_id.encode()).hexdigest()[:16]
 
 
 def state_ops(

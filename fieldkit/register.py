@@ -617,3 +617,58 @@ class Register:
         model.validate("action", merged)
         real = {k: (None if v == "" else v) for k, v in allowed.items() if current.get(k) != (None if v == "" else v)}
         return self._write("action", action_id, real) if real else current
+
+    # -- sync: changes stamped by a clock that ran days ahead (added for issue 11) ------------------
+
+    def restamp_ahead(self, limit_ms: int) -> int:
+        """Re-stamp this laptop's changes stamped after ``limit_ms`` with the clock as it is now; returns how many.
+
+        A laptop whose date was days ahead stamped its changes days ahead, and
+        the central store refuses them. Once the date is right again, each such
+        stamp is replaced by a new one from the rewound clock, in the same order,
+        everywhere it occurs (merge states, queued and refused operations), so
+        every record keeps the same winners and conflicts; refused changes are
+        queued again, in one write.
+        """
+        from fieldkit.hlc import wall_ms
+
+        mine = f":{self.device_id}"
+        with self.store.transaction():
+            self._load_replica()
+            states = {record_id: dict(state) for record_id, state in self.all_ops_for_snapshot()}
+            queued = [op for op, _ in self.store.outbox("pending")] + [op for op, _ in self.store.outbox("rejected")]
+
+            def stamps_in(state: dict[str, Any]) -> Iterable[str]:
+                yield from state["stamps"].values()
+                yield from state["seen"].values()
+                for candidates in state["rivals"].values():
+                    yield from (c["hlc"] for c in candidates)
+
+            def ahead(stamp: str) -> bool:
+                return stamp.endswith(mine) and wall_ms(stamp) > limit_ms
+
+            everywhere = [s for state in states.values() for s in stamps_in(state)]
+            everywhere += [s for op in queued for s in (op["hlc"], *op["seen"].values())]
+            old = sorted({s for s in everywhere if ahead(s)})
+            if not old:
+                return 0
+            self.clock.rewind(max((s for s in everywhere if not ahead(s)), default=ZERO))
+            new = {stamp: self.clock.tick() for stamp in old}
+
+            def moved(stamps: dict[str, str]) -> dict[str, str]:
+                return {name: new.get(stamp, stamp) for name, stamp in stamps.items()}
+
+            for record_id, state in states.items():
+                if not any(ahead(s) for s in stamps_in(state)):
+                    continue
+                record_type = state.pop("type")
+                state.update(stamps=moved(state["stamps"]), seen=moved(state["seen"]), rivals={
+                    name: [{**c, "hlc": new.get(c["hlc"], c["hlc"])} for c in candidates]
+                    for name, candidates in state["rivals"].items()
+                })
+                self._save_state(record_type, record_id, state)
+            again = [{**op, "hlc": new.get(op["hlc"], op["hlc"]), "seen": moved(op["seen"])}
+                     for op in queued if ahead(op["hlc"]) or any(ahead(s) for s in op["seen"].values())]
+            self.store.queue(again)  # replaces each, queued again as pending
+            self._save_replica()
+        return len(again)

@@ -383,9 +383,9 @@ def compute(inputs: ReportInputs, scope: Scope, since: date, today: date, limit:
     due_soon: list[ActionLine] = []
     for values in live:
         for action in inputs.actions.get(values["id"], []):
-            if action.get("done") or action.get("deleted") or not action.get("due"):
+            due = model.stored_day(action.get("due"))
+            if action.get("done") or action.get("deleted") or due is None:
                 continue
-            due = date.fromisoformat(action["due"])
             line = ActionLine(
                 ref=values.get("ref", ""),
                 municipality=values.get("municipality", ""),

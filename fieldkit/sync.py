@@ -32,6 +32,7 @@ from typing import Any, Callable
 import orjson
 
 from fieldkit import model, protocol
+from fieldkit.hlc import MAX_DRIFT_MS, wall_ms
 from fieldkit.store import StoreError
 from fieldkit.transport import SyncError, TooLarge, Transport, normalise_server
 
@@ -57,6 +58,10 @@ class SyncResult:
     error: str | None
     deferred: list[tuple[str, str]] = field(default_factory=list)  # kept queued: they need a record still on its way
     notices: list[str] = field(default_factory=list)
+
+
+#: The reason given to a change that waits for a record the central store refused (said once, however deep).
+BELONGS = "it belongs to a change the central store refused: "
 
 
 class ServerChanged(SyncError):
@@ -102,8 +107,11 @@ def describe_conflict(register, record_type: str, record_id: str, conflict: mode
 class _Run:
     """One sync, accumulating its result as it goes so a failure still reports what got through."""
 
-    def __init__(self, register, client: Transport, token: str | None, progress: Callable[[SyncProgress], None] | None):
+    def __init__(self, register, client: Transport, token: str | None, progress: Callable[[SyncProgress], None] | None,
+                 trust: Any = None, insecure: bool = False):
         self.register = register
+        self.trust = trust
+        self.insecure = insecure
         self.client = client
         self.token = token
         self.progress = progress or (lambda _: None)
@@ -126,6 +134,7 @@ class _Run:
         self.tell("push", 0, None, f"contacting {self.client.server}")
         info = self.client.info(retries=2)
         self.meet(info)
+        self.correct_clock(info)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fieldkit-sync") as self.ahead:
             if not self.state.get("cursor") or "snapshot" in self.state:
                 self.snapshot()  # before pushing, so a new laptop's own changes do not come back in it
@@ -145,19 +154,62 @@ class _Run:
         state["server"] = self.client.server
         if self.token:
             state["token"] = self.token
+        if old.get("server") != self.client.server:
+            state.pop("tls_pin", None)
+            state.pop("insecure", None)
+        if self.trust is not None and self.trust.pin:
+            state["tls_pin"] = self.trust.pin
+            if self.trust.new_pin:
+                self.result.notices.append(
+                    f"trusted the central store's certificate on this first sync: {self.trust.pin}; check with its operator "
+                    "that `fieldkit serve` printed the same fingerprint (a different certificate later stops the sync)"
+                )
+        if self.insecure:
+            state["insecure"] = True
         known = old.get("server_id")
+        self.state = state
         if (known and known != info.server_id) or old.get("cursor", 0) > info.last_seq:
-            state.update(server_id=info.server_id, cursor=0)
-            state.pop("snapshot", None)
-            queued = self.register.queue_full_resend(state)
-            self.result.notices.append(
-                f"the central store at {self.client.server} was reset or restored: sending everything this laptop holds again ({queued} changes)"
-            )
+            self.start_over(info.server_id, "was reset or restored")
         else:
             state["server_id"] = info.server_id
             if state != old:
                 self.register.save_sync_state(state)
+
+    def start_over(self, server_id: str, why: str) -> None:
+        """The store lost history: queue everything this laptop holds to be sent again, and pull from the start."""
+        state = {**self.state, "server_id": server_id, "cursor": 0}
+        for stale in ("snapshot", "cursor_mark"):
+            state.pop(stale, None)
+        queued = self.register.queue_full_resend(state)
         self.state = state
+        self.result.notices.append(
+            f"the central store at {self.client.server} {why}: sending everything this laptop holds again ({queued} changes)"
+        )
+
+    def correct_clock(self, info: protocol.ServerInfo) -> None:
+        """Changes stamped by a clock that ran days ahead are re-stamped and sent again once it is right.
+
+        Only when this laptop's clock agrees with the central store's again:
+        while it is still wrong, the store keeps refusing and says why.
+        """
+        clock = self.register.clock
+        now = clock.now_ms()
+        try:
+            server_now = int(datetime.fromisoformat(info.server_time).timestamp() * 1000)
+        except (TypeError, ValueError):
+            return
+        limit = max(now, server_now) + MAX_DRIFT_MS
+        if abs(now - server_now) > MAX_DRIFT_MS or wall_ms(clock.last) <= limit:
+            return
+        ahead_ms = wall_ms(clock.last) - max(now, server_now)
+        count = self.register.restamp_ahead(limit)
+        if count:
+            days = ahead_ms / MAX_DRIFT_MS
+            when = f"{days:.0f} days" if days >= 1.5 else f"{ahead_ms / 3_600_000:.0f} hours"
+            self.result.notices.append(
+                f"this laptop's clock was set about {when} ahead when {count} change{'s were' if count != 1 else ' was'} made; "
+                f"the clock is right again, so {'they were' if count != 1 else 'it was'} given the correct time and sent again"
+            )
 
     def push(self) -> None:
         """Send the outbox, issues first; a change deferred for a record sent later in this sync is tried again.
@@ -202,7 +254,7 @@ class _Run:
                         op = by_id[verdict.op_id]
                         blocked = next((refused[i] for i in (op["id"], self._issue_of(op)) if i in refused), None)
                         if blocked:  # it waits for a record the store refused: it cannot go through either
-                            rejected[verdict.op_id] = f"it belongs to a change the central store refused: {blocked}"
+                            rejected[verdict.op_id] = blocked if blocked.startswith(BELONGS) else BELONGS + blocked
                         else:
                             deferred[verdict.op_id] = (op, verdict.reason)
                     for op_id in [*acknowledged, *rejected]:
@@ -252,28 +304,39 @@ class _Run:
         """Operations after the cursor, a page at a time; the next page is fetched while this one is written."""
         skip = (self.register.device_id, self.first_seq) if self.first_seq else (None, None)
         cursor = self.state.get("cursor", 0)
+        seen = self.state.get("cursor_mark")
         request = self.ahead.submit(self.client.pull, cursor, protocol.PULL_PAGE, *skip)
         while request is not None:
             reply = request.result()
             self.check(reply.server_id)
+            if seen and reply.mark is not None and reply.mark != seen:
+                self.start_over(reply.server_id, "was restored from an older copy (the change at this laptop's cursor is gone)")
+                raise ServerChanged("the central store lost history; starting over")
+            seen = None  # checked once, at the cursor this sync started from
             request = self.ahead.submit(self.client.pull, reply.next, protocol.PULL_PAGE, *skip) if reply.more else None
-            self.take(reply.ops, {**self.state, "cursor": reply.next}, changed=reply.next != cursor)
+            state = {**self.state, "cursor": reply.next}
+            if reply.next_mark is not None:
+                state["cursor_mark"] = reply.next_mark
+            self.take(reply.ops, state, changed=state != self.state)
             cursor = reply.next
 
     def snapshot(self) -> None:
         """A laptop that has never pulled takes current states, then the operations after them."""
         progress = self.state.get("snapshot") or {}
-        upto = progress.get("upto")
+        upto, mark = progress.get("upto"), progress.get("mark")
         request = self.ahead.submit(self.client.snapshot, progress.get("after_id", ""), protocol.PULL_PAGE)
         while request is not None:
             reply = request.result()
             self.check(reply.server_id)
             upto = reply.upto if upto is None else upto  # the first page's: later pages may be newer, never older
             request = self.ahead.submit(self.client.snapshot, reply.next_id, protocol.PULL_PAGE) if reply.more else None
-            state = {**self.state, "snapshot": {"upto": upto, "after_id": reply.next_id}}
+            mark = reply.upto_mark if mark is None else mark
+            state = {**self.state, "snapshot": {"upto": upto, "after_id": reply.next_id, "mark": mark}}
             if not reply.more:
                 state.pop("snapshot")
                 state["cursor"] = upto
+                if mark is not None:
+                    state["cursor_mark"] = mark
             self.take(reply.ops, state, changed=True)
 
     def take(self, ops: list[dict[str, Any]], state: dict[str, Any], changed: bool) -> None:
@@ -316,13 +379,50 @@ class _Run:
             return 0
 
 
+def _stopped(register, server: str, message: str) -> SyncResult:
+    """A sync that could not start: said in one line, and remembered for the status line."""
+    try:
+        state = register.sync_state()
+        state.update(last_error=message, last_attempt_at=_now())
+        register.save_sync_state(state)
+    except StoreError:
+        pass
+    return SyncResult(0, 0, [], [], server, False, message)
+
+
+def _trust(register, url: str, insecure: bool) -> Any:
+    """How to reach this store safely: None for plain HTTP, else a ``tls.Trust``; a string says why not to."""
+    from fieldkit import tls
+
+    remembered = register.sync_state()
+    same = remembered.get("server") == url
+    host, _ = tls.host_and_port(url)
+    if url.startswith("http://"):
+        if tls.is_loopback(host) or insecure or (same and remembered.get("insecure")):
+            return None
+        return (f"refusing to send your token to {url} over plain HTTP, where anyone on the network can read it: "
+                "use https:// (`fieldkit serve` on the network makes a certificate), or --insecure on a network you trust")
+    pin = remembered.get("tls_pin") if same else None
+    try:
+        return tls.trust_for(url, pin)
+    except tls.CertificateChanged as err:
+        return (f"the central store at {url} shows another certificate ({err}) than the one this laptop trusted ({pin}); "
+                "nothing was sent. If its operator replaced it, check the new fingerprint with them, then run "
+                "`fieldkit sync --forget-certificate`")
+    except OSError as err:
+        reason = getattr(err, "reason", None) or err.strerror or str(err) or "no answer"
+        return f"cannot reach {url} over TLS: {str(reason).lower()}; check the address (http:// or https://)"
+
+
 def sync(register, server: str | None = None, token: str | None = None,
-         progress: Callable[[SyncProgress], None] | None = None, *, client: Transport | None = None) -> SyncResult:
+         progress: Callable[[SyncProgress], None] | None = None, *, client: Transport | None = None,
+         insecure: bool = False) -> SyncResult:
     """Sync this laptop with the central store; never raises for network or server trouble.
 
     ``server`` and ``token`` default to the ones remembered from the last
     successful contact. ``client`` replaces the HTTP transport (tests use it to
-    inject faults).
+    inject faults). Plain HTTP goes only to this machine unless ``insecure``;
+    over https a store without an authority's certificate is pinned on first use.
     """
     remembered = register.sync_state()
     url = server or (client.server if client else None) or remembered.get("server")
@@ -333,8 +433,13 @@ def sync(register, server: str | None = None, token: str | None = None,
         return SyncResult(0, 0, [], [], normalise_server(url), False,
                           f"no token for {normalise_server(url)}: give --token (your administrator makes one with `fieldkit user add`)")
     own = client is None
-    transport = client or Transport(url, token or "")
-    run = _Run(register, transport, token, progress)
+    trust = None
+    if own:
+        trust = _trust(register, normalise_server(url), insecure)
+        if isinstance(trust, str):
+            return _stopped(register, normalise_server(url), trust)
+    transport = client or Transport(url, token or "", verify=trust.verify if trust is not None else True)
+    run = _Run(register, transport, token, progress, trust=trust, insecure=insecure)
     try:
         for attempt in range(2):
             try:

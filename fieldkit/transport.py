@@ -23,6 +23,8 @@ import orjson
 from fieldkit import __version__, protocol
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 COMPRESS_ABOVE = 1024
@@ -95,6 +97,7 @@ class Transport:
         backoff: float = 0.25,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        verify: "bool | ssl.SSLContext" = True,
     ):
         import httpx
 
@@ -113,6 +116,7 @@ class Transport:
                 "User-Agent": f"fieldkit/{__version__}",
             },
             transport=transport,
+            verify=verify,
         )
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from datetime import date, datetime
 
 import pytest
@@ -16,6 +17,7 @@ from openpyxl import Workbook, load_workbook
 from conftest import run_fieldkit
 from fieldkit import exports
 from fieldkit.filters import IssueFilter
+from fieldkit.ids import new_id
 from fieldkit.register import Register
 from fieldkit.spreadsheets import read_workbook
 
@@ -25,11 +27,17 @@ def small(register):
     """Three issues with every kind of value an export must type, and follow-up actions."""
     a = register.create_issue({
         "municipality": "EC121", "ward": 12, "sector": "water", "category": "burst_main", "title": "Burst bulk main on the R61",
-        "description": "Water running for 3 days.\x0b A valve chamber is flooded.", "severity": "critical",
+        "description": "Water running for 3 days.", "severity": "critical",
         "responsible": "Amatola Water", "lat": -32.03, "lon": 28.9, "address": "R61 near Dutywa",
         "contact_name": "Nomsa Khumalo", "contact_phone": "082 123 4567",
         "needs": [{"kind": "skills", "detail": "Process controller training", "support_from": "Water Board"}],
     }, at="2026-03-01T22:30:00+00:00")
+    # A control character the laptop now refuses, pulled from a store that took it before it did.
+    register.apply_remote([{
+        "op_id": new_id(), "type": "issue", "id": a["id"], "device": "olderlaptop", "author": "someone",
+        "hlc": f"{int(time.time() * 1000) + 1:016d}:0000:olderlaptop",
+        "fields": {"description": "Water running for 3 days.\x0b A valve chamber is flooded."}, "seen": {},
+    }])
     register.change_status(a["id"], "in_progress")
     register.add_action(a["id"], "Get a written repair plan", owner="Technical Services manager", due="2000-01-31")
     done = register.add_action(a["id"], "Confirm budget", owner="CFO", due="2099-12-31")

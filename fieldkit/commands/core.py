@@ -10,6 +10,7 @@ from typing import Any
 
 from fieldkit import model
 from fieldkit.cli import CommandError
+from fieldkit.safe_text import json_for_terminal, safe_for_terminal
 
 
 #: Commands that only read: on a read-only store they answer, with a note that changes are off.
@@ -253,7 +254,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         question = question_from_args(args, register)
         rows = register.find(question)
     if args.json:
-        sys.stdout.write(json.dumps([row.as_summary() for row in rows], ensure_ascii=False, indent=1) + "\n")
+        sys.stdout.write(json_for_terminal(json.dumps([row.as_summary() for row in rows], ensure_ascii=False, indent=1)) + "\n")
         return 0
     if not rows:
         print("No issues match.", file=sys.stderr)
@@ -267,7 +268,8 @@ def format_table(rows) -> str:
     header = ("REF", "STATUS", "SEVERITY", "MUNI", "WARD", "SECTOR", "UPDATED", "TITLE")
     lines = [header]
     for row in rows:
-        lines.append((
+        title = safe_for_terminal(row.title)
+        lines.append(tuple(safe_for_terminal(cell) for cell in (
             row.ref,
             model.STATUSES.get(row.status, row.status),
             row.severity,
@@ -275,8 +277,7 @@ def format_table(rows) -> str:
             str(row.ward or ""),
             row.sector,
             row.updated_at[:10],
-            row.title if len(row.title) <= 60 else row.title[:59] + "…",
-        ))
+        )) + (title if len(title) <= 60 else title[:59] + "…",))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths)) + "  " + line[-1] for line in lines
@@ -303,14 +304,17 @@ def cmd_show(args: argparse.Namespace) -> int:
             "actions": actions,
             "timeline": [{"at": e.at, "kind": e.kind, "author": e.author, "text": e.text} for e in timeline],
         }
-        print(json.dumps(document, ensure_ascii=False, indent=1))
+        print(json_for_terminal(json.dumps(document, ensure_ascii=False, indent=1)))
         return 0
     muni = refdata.get(values.get("municipality", ""))
-    lines = [f"{values['ref']}  {values['title']}", f"id {issue_id}", ""]
+    lines = [safe_for_terminal(f"{values['ref']}  {values['title']}"), f"id {issue_id}", ""]
 
     def field(label: str, value: Any) -> None:
         if value not in (None, "", []):
-            lines.append(f"  {label:<14} {value}")
+            lines.append(f"  {label:<14} {safe_for_terminal(value)}")
+
+    def paragraph(text: str, indent: str) -> str:
+        return indent + safe_for_terminal(text, multiline=True).replace("\n", "\n" + indent)
 
     field("Status", model.STATUSES.get(values["status"], values["status"]))
     field("Severity", model.SEVERITIES.get(values["severity"], values["severity"]))
@@ -325,30 +329,32 @@ def cmd_show(args: argparse.Namespace) -> int:
     field("Source", " — ".join(v for v in (model.SOURCES.get(values.get("source", ""), ""), values.get("source_detail", "")) if v))
     field("Commitment", values.get("commitment"))
     field("Location", values.get("address"))
-    if values.get("lat") is not None:
+    if isinstance(values.get("lat"), (int, float)) and isinstance(values.get("lon"), (int, float)):
         field("Coordinates", f"{values['lat']:.5f}, {values['lon']:.5f}")
     field("Contact", " ".join(v for v in (values.get("contact_name"), values.get("contact_phone")) if v))
     for need in values.get("needs") or []:
-        support = f" (support: {need['support_from']})" if need.get("support_from") else ""
-        field("Needs", f"{model.NEED_KINDS.get(need['kind'], need['kind'])}: {need.get('detail', '')}{support}")
+        if isinstance(need, dict):
+            support = f" (support: {need['support_from']})" if need.get("support_from") else ""
+            field("Needs", f"{model.NEED_KINDS.get(need.get('kind'), need.get('kind'))}: {need.get('detail', '')}{support}")
     field("Captured", f"{values.get('created_at', '')} by {values.get('created_by', '')}")
     field("Last change", f"{issue.updated_at} by {issue.updated_by}")
     if values.get("description"):
-        lines += ["", "  " + values["description"]]
+        lines += ["", paragraph(values["description"], "  ")]
     if issue.conflicts:
         lines += ["", "CONFLICTS (two people changed the same field; the value shown above won):"]
         for c in issue.conflicts:
-            lines.append(f"  {c.field}: {c.value!r} by {c.author} — settle it with `fieldkit resolve`")
+            lines.append(safe_for_terminal(f"  {c.field}: {c.value!r} by {c.author} — settle it with `fieldkit resolve`"))
     if actions:
         lines += ["", "FOLLOW-UP ACTIONS"]
         for action in actions:
             mark = "[x]" if action.get("done") else ("[!]" if model.is_overdue(action) else "[ ]")
             due = f" due {action['due']}" if action.get("due") else ""
             overdue = " OVERDUE" if mark == "[!]" else ""
-            lines.append(f"  {mark} {action['text']} — {action.get('owner') or 'no owner'}{due}{overdue}  ({action['id'][:13]})")
+            lines.append(safe_for_terminal(f"  {mark} {action['text']} — {action.get('owner') or 'no owner'}{due}{overdue}  ({action['id'][:13]})"))
     lines += ["", "TIMELINE"]
     for entry in timeline:
-        lines.append(f"  {entry.at[:16].replace('T', ' ')}  {entry.author:<16} {entry.text}")
+        when = safe_for_terminal(f"  {entry.at[:16].replace('T', ' ')}  {entry.author:<16} ")
+        lines.append(when + paragraph(entry.text, "").replace("\n", "\n" + " " * len(when)))
     print("\n".join(lines))
     return 0
 
@@ -360,7 +366,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     with _open(args) as register:
         issue_id = register.resolve(args.issue)
         values = register.edit_issue(issue_id, changes)
-    print(f"{values['ref']} saved")
+    print(safe_for_terminal(f"{values['ref']} saved"))
     return 0
 
 
@@ -398,7 +404,7 @@ def cmd_done(args: argparse.Namespace) -> int:
         if len(matches) > 1:
             raise CommandError(f"'{args.action}' matches {len(matches)} actions; give more of the id")
         action = register.set_action_done(matches[0]["id"], done=not args.undo)
-    print(f"{'not done' if args.undo else 'done'}: {action['text']}")
+    print(safe_for_terminal(f"{'not done' if args.undo else 'done'}: {action['text']}"))
     return 0
 
 

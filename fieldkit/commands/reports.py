@@ -13,6 +13,7 @@ from datetime import date
 
 from fieldkit import model
 from fieldkit.cli import CommandError
+from fieldkit.safe_text import json_for_terminal, safe_for_terminal
 
 
 def _open(args: argparse.Namespace):
@@ -126,7 +127,7 @@ def cmd_lesson_add(args: argparse.Namespace) -> int:
     with _open(args) as register:
         fields["issue_ids"] = list(dict.fromkeys(register.resolve(ref) for ref in args.issue))
         lesson = register.save_lesson(fields)
-    print(f"{lesson['id']}  lesson saved: {lesson['title']}")
+    print(safe_for_terminal(f"{lesson['id']}  lesson saved: {lesson['title']}"))
     return 0
 
 
@@ -136,7 +137,7 @@ def cmd_lesson_list(args: argparse.Namespace) -> int:
     with _open(args) as register:
         found = search(register.lessons(), " ".join(args.text))
     if args.json:
-        sys.stdout.write(json.dumps(found, ensure_ascii=False, indent=1) + "\n")
+        sys.stdout.write(json_for_terminal(json.dumps(found, ensure_ascii=False, indent=1)) + "\n")
         return 0
     if not found:
         print("No lessons match." if args.text else "No lessons yet: `fieldkit lesson add --title ...` records one.", file=sys.stderr)
@@ -144,7 +145,7 @@ def cmd_lesson_list(args: argparse.Namespace) -> int:
     for lesson in found:
         where = " ".join(v for v in (model.sector_label(lesson.get("sector")), lesson.get("municipality", "")) if v)
         tags = f"  [{', '.join(lesson['tags'])}]" if lesson.get("tags") else ""
-        print(f"{lesson.get('created_at', '')[:10]}  {lesson['id'][:13]}  {lesson['title']}{f'  ({where})' if where else ''}{tags}")
+        print(safe_for_terminal(f"{lesson.get('created_at', '')[:10]}  {lesson['id'][:13]}  {lesson['title']}{f'  ({where})' if where else ''}{tags}"))
     print(f"{len(found)} lesson{'s' if len(found) != 1 else ''}", file=sys.stderr)
     return 0
 

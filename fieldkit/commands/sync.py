@@ -12,17 +12,22 @@ import sys
 from typing import Any
 
 from fieldkit.cli import CommandError
+from fieldkit.safe_text import json_for_terminal, safe_for_terminal
 
 RECORD_TYPES_WITH_CONFLICTS = ("issue", "note", "action", "status_change", "lesson")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("sync", help="send this laptop's changes to the central store and fetch everyone else's")
-    p.add_argument("--server", help="the central store's address, e.g. http://10.1.2.3:8765 (remembered after the first sync)")
+    p.add_argument("--server", help="the central store's address, e.g. https://10.1.2.3:8765 (remembered after the first sync)")
     p.add_argument("--token", help="your token from `fieldkit user add` (remembered, never shown)")
     p.add_argument("--status", action="store_true", help="when this laptop last synced and what is waiting; sends nothing")
     p.add_argument("--rejected", action="store_true", help="list the changes the central store refused, with its reasons")
     p.add_argument("--retry-rejected", action="store_true", help="queue refused changes again (once the reason is dealt with), then sync")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plain HTTP to a central store on another machine (the token can be read on the way); remembered")
+    p.add_argument("--forget-certificate", action="store_true",
+                   help="trust the central store's new certificate (after its operator replaced it and you checked the fingerprint)")
     p.set_defaults(handler=cmd_sync)
 
     p = commands.add_parser("serve", help="run the central store that laptops sync with (HTTP API)")
@@ -31,6 +36,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8765, help="default 8765")
     p.add_argument("--new-server-id", action="store_true",
                    help="after restoring the database from a backup: every laptop then sends everything it holds again")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="close a connection whose request headers are not complete in this time (default 10)")
+    p.add_argument("--idle-timeout", type=float, default=15.0, metavar="SECONDS",
+                   help="close a connection idle between requests for this long (default 15)")
+    p.add_argument("--max-connections", type=int, default=10_000, metavar="N",
+                   help="connections open at once; more are closed at once (default 10,000)")
+    p.add_argument("--tls-cert", metavar="FILE", help="serve https with this certificate (PEM), with --tls-key")
+    p.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+    p.add_argument("--self-signed", action="store_true",
+                   help="serve https with a certificate made on first start (the default on any address but this machine's)")
+    p.add_argument("--insecure", action="store_true", help="serve plain HTTP on the network (tokens can be read on the way)")
     p.set_defaults(handler=cmd_serve)
 
     p = commands.add_parser("user", help="accounts on the central store: add, list, revoke, new-token")
@@ -112,14 +128,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if args.rejected:
             entries = register.rejected_ops()
             for entry in entries:
-                print(f"{describe_op(register, entry['op'])}: {entry['reason']}")
+                print(safe_for_terminal(f"{describe_op(register, entry['op'])}: {entry['reason']}"))
             if not entries:
                 print("The central store has refused none of this laptop's changes.", file=sys.stderr)
             return 0
         if args.retry_rejected:
             count = register.retry_rejected()
             print(f"queued {count} refused change{'s' if count != 1 else ''} to be sent again", file=sys.stderr)
-        result = sync(register, server=args.server, token=args.token, progress=_progress_printer())
+        if args.forget_certificate:
+            state = register.sync_state()
+            if state.pop("tls_pin", None):
+                register.save_sync_state(state)
+                print("forgot the central store's certificate; this sync trusts the one it shows now", file=sys.stderr)
+        result = sync(register, server=args.server, token=args.token, progress=_progress_printer(), insecure=args.insecure)
     _print_result(result)
     if not result.finished:
         raise CommandError(result.error or "the sync did not finish")
@@ -128,7 +149,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def _print_result(result) -> None:
     for notice in result.notices:
-        print(notice)
+        print(safe_for_terminal(notice))
     if result.finished:
         print(f"synced with {result.server}: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
     elif result.sent or result.received:
@@ -141,11 +162,11 @@ def _print_result(result) -> None:
         if entries:
             print(heading)
             for what, reason in entries:
-                print(f"  {what}: {reason}")
+                print(safe_for_terminal(f"  {what}: {reason}"))
     if result.conflicts:
         print("conflicts — two people changed the same field; the value kept is shown (`fieldkit resolve` settles them):")
         for line in result.conflicts:
-            print(f"  {line}")
+            print(safe_for_terminal(f"  {line}"))
 
 
 # -- the central store ------------------------------------------------------------------
@@ -168,11 +189,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise CommandError(f"--port {args.port} is not a port number (1-65535)")
+    from fieldkit.server.guard import Limits
+
+    for flag, value in (("--header-timeout", args.header_timeout), ("--idle-timeout", args.idle_timeout)):
+        if not 0 < value <= 3600:
+            raise CommandError(f"{flag} {value:g} is not a number of seconds between 0 and 3600")
+    if not 1 <= args.max_connections <= 1_000_000:
+        raise CommandError(f"--max-connections {args.max_connections} must be between 1 and 1,000,000")
+    limits = Limits(header_timeout=args.header_timeout, idle_timeout=args.idle_timeout, max_connections=args.max_connections)
     try:
-        serve(args.db, args.host, args.port, new_server_id=args.new_server_id)
+        serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args))
     except (CannotStart, DatabaseError) as err:
         raise CommandError(str(err)) from None
     return 0
+
+
+def _tls_files(args: argparse.Namespace):
+    """The certificate and key ``serve`` uses, or None for plain HTTP."""
+    from pathlib import Path
+
+    from fieldkit.tls import is_loopback
+
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise CommandError("give both --tls-cert and --tls-key")
+        for path in (args.tls_cert, args.tls_key):
+            if not Path(path).is_file():
+                raise CommandError(f"no such file: {path}")
+        return Path(args.tls_cert), Path(args.tls_key)
+    if args.self_signed or not (is_loopback(args.host) or args.insecure):
+        from fieldkit.server.certificate import self_signed
+        from fieldkit.store import default_home
+
+        return self_signed(default_home())
+    return None
 
 
 def _account_errors():
@@ -264,13 +314,13 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
                         "text": describe_conflict(register, record_type, record_id, conflict),
                     })
     if args.json:
-        print(json.dumps([{k: v for k, v in item.items() if k != "text"} for item in found], ensure_ascii=False, indent=1))
+        print(json_for_terminal(json.dumps([{k: v for k, v in item.items() if k != "text"} for item in found], ensure_ascii=False, indent=1)))
         return 0
     if not found:
         print("No conflicts.", file=sys.stderr)
         return 0
     for item in found:
-        print(item["text"])
+        print(safe_for_terminal(item["text"]))
     print("settle one with `fieldkit resolve ISSUE FIELD --keep` or `--take-other`", file=sys.stderr)
     return 0
 

@@ -26,6 +26,7 @@ from textual.widgets.option_list import Option
 from fieldkit import model
 from fieldkit.filters import IssueFilter, IssueRow, due_this_week
 from fieldkit.register import Register
+from fieldkit.safe_text import safe_for_terminal
 from fieldkit.widgets.register_list import SECTOR_SHORT
 from fieldkit.widgets.week_chart import Week, WeekChart
 
@@ -123,8 +124,8 @@ def count_weeks(register: Register, mine: dict[str, IssueRow], today: date) -> l
     def week_of(stamp: str) -> date | None:
         if not stamp or stamp[:10] < first:
             return None
-        day = date.fromisoformat(stamp[:10])
-        return day - timedelta(days=day.weekday()) if day <= today else None
+        day = model.stored_day(stamp[:10])
+        return day - timedelta(days=day.weekday()) if day is not None and day <= today else None
 
     for row in mine.values():
         week = week_of(row.created_at)
@@ -271,17 +272,17 @@ class DashboardScreen(Screen):
             row = figures.mine.get(action["issue_id"])
             return row.ref if row else ""
 
-        options: list[Option] = [Option(f"‼ CRITICAL   {row.ref}  {row.title}", id=f"critical:{row.id}") for row in figures.critical]
+        options: list[Option] = [Option(safe_for_terminal(f"‼ CRITICAL   {row.ref}  {row.title}"), id=f"critical:{row.id}") for row in figures.critical]
         for action in (follow_ups.overdue[:LISTED] if follow_ups else []):
             late = (today - date.fromisoformat(action["due"])).days
             owner = f" — {action['owner']}" if action.get("owner") else ""
-            options.append(Option(f"◆ OVERDUE {late:>3}d {ref(action)}  {action['text']}{owner}",
+            options.append(Option(safe_for_terminal(f"◆ OVERDUE {late:>3}d {ref(action)}  {action['text']}{owner}"),
                                   id=f"overdue:{action['issue_id']}:{action['id']}"))
         for row in figures.escalated:
             to = row.responsible or "no institution named"
-            options.append(Option(f"⇪ ESCALATED  {row.ref}  to {to}: {row.title}", id=f"escalated:{row.id}"))
+            options.append(Option(safe_for_terminal(f"⇪ ESCALATED  {row.ref}  to {to}: {row.title}"), id=f"escalated:{row.id}"))
         for action in (follow_ups.due_this_week[:LISTED] if follow_ups else []):
-            options.append(Option(f"◷ DUE {action['due'][5:]}  {ref(action)}  {action['text']}",
+            options.append(Option(safe_for_terminal(f"◷ DUE {action['due'][5:]}  {ref(action)}  {action['text']}"),
                                   id=f"week:{action['issue_id']}:{action['id']}"))
         if not options:
             options.append(Option("Nothing needs attention: no critical issues, nothing late.", disabled=True))

@@ -22,6 +22,7 @@ from textual.widgets.option_list import Option
 
 from fieldkit import model, refdata
 from fieldkit.register import Register, TimelineEntry
+from fieldkit.safe_text import safe_for_terminal
 from fieldkit.screens.dialogs import ActionScreen, ChoiceScreen, NoteScreen, StatusScreen
 from fieldkit.widgets.register_list import SEVERITY_LABELS, UNSYNCED_MARK
 
@@ -83,7 +84,7 @@ def field_table(values: dict[str, Any], unsynced: bool) -> Table:
 
     def add(label: str, value: Any) -> None:
         if value not in (None, "", []):
-            table.add_row(label, Text(str(value)))
+            table.add_row(label, Text(safe_for_terminal(value, multiline=True)))
 
     code = values.get("municipality", "")
     muni = refdata.get(code) if code else None
@@ -104,7 +105,7 @@ def field_table(values: dict[str, Any], unsynced: bool) -> Table:
     add("Source detail", values.get("source_detail"))
     add("Commitment", values.get("commitment"))
     add("Contact", " · ".join(v for v in (values.get("contact_name"), values.get("contact_phone")) if v))
-    for need in values.get("needs") or []:
+    for need in (n for n in values.get("needs") or [] if isinstance(n, dict)):  # a wrong value that got in is left out
         support = f" (from {need['support_from']})" if need.get("support_from") else ""
         add("Needs", f"{model.NEED_KINDS.get(need.get('kind', ''), need.get('kind'))}: {need.get('detail', '')}{support}")
     add("Captured", f"{local_time(values.get('created_at', ''))} by {values.get('created_by', '')}")
@@ -121,7 +122,7 @@ def timeline_table(entries: list[TimelineEntry]) -> Table:
     table.add_column("who", no_wrap=True)
     table.add_column("text", ratio=1)
     for entry in entries:
-        table.add_row(local_time(entry.at), TIMELINE_LABELS.get(entry.kind, entry.kind), entry.author, Text(entry.text))
+        table.add_row(local_time(entry.at), TIMELINE_LABELS.get(entry.kind, entry.kind), safe_for_terminal(entry.author), Text(safe_for_terminal(entry.text, multiline=True)))
     return table
 
 
@@ -137,11 +138,11 @@ def action_line(action: dict[str, Any], today: date) -> Text:
         line.append(f"OVERDUE {late}d ", style="bold reverse")
     if action.get("due"):
         line.append(f"due {action['due']}  ")
-    line.append(action.get("text", ""))
+    line.append(safe_for_terminal(action.get("text", "")))
     if action.get("owner"):
-        line.append(f" — {action['owner']}", style="italic")
+        line.append(safe_for_terminal(f" — {action['owner']}"), style="italic")
     if action.get("done"):
-        line.append(f"  (done {local_time(action.get('done_at', ''))[:10]} by {action.get('done_by', '')})", style="dim")
+        line.append(safe_for_terminal(f"  (done {local_time(action.get('done_at', ''))[:10]} by {action.get('done_by', '')})"), style="dim")
     return line
 
 
@@ -201,7 +202,7 @@ class IssueScreen(Screen):
         self.sub_title = f"Issue {issue.ref}"
         title = Text()
         title.append(f"{issue.ref}  ", style="bold")
-        title.append(values.get("title", ""), style="bold")
+        title.append(safe_for_terminal(values.get("title", "")), style="bold")
         if values.get("deleted"):
             title.append("  (deleted)", style="italic")
         self.query_one("#issue-title", Static).update(title)
@@ -224,7 +225,7 @@ class IssueScreen(Screen):
         for number, conflict in enumerate(issue.conflicts):
             ours = issue.values.get(conflict.field)
             conflicts.add_option(Option(
-                f"{conflict.field}: now “{ours}” (by {issue.updated_by}) — also “{conflict.value}” (by {conflict.author})",
+                safe_for_terminal(f"{conflict.field}: now “{ours}” (by {issue.updated_by}) — also “{conflict.value}” (by {conflict.author})"),
                 id=str(number),
             ))
         if issue.conflicts:

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, RichLog, Static
 
 from fieldkit.register import Register
+from fieldkit.safe_text import safe_for_terminal
 from fieldkit.screens.dashboard import sync_summary, when
 from fieldkit.widgets.field_input import FieldInput
 
@@ -112,7 +113,7 @@ class SyncScreen(Screen):
         self.start_sync()
 
     def log_line(self, text: str) -> None:
-        self.query_one(RichLog).write(text)
+        self.query_one(RichLog).write(safe_for_terminal(text))
 
     @work(thread=True, exclusive=True, group="sync", exit_on_error=False)
     def _sync(self, server: str, token: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import logging
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +31,11 @@ from fieldkit.ids import ID_PATTERN
 from fieldkit.protocol import MAX_BODY_BYTES, MAX_PAGE, PROTOCOL, PULL_PAGE, PUSH_OPS
 from fieldkit.server.accounts import User
 from fieldkit.server.db import Database, DatabaseError, Unavailable
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from fieldkit.server.guard import Limits
 
 log = logging.getLogger("fieldkit.server")
 
@@ -90,11 +95,14 @@ class PullReply(BaseModel):
     next: int
     more: bool
     ops: list[dict[str, Any]]
+    mark: str = Field("", description="a mark of the operation at `after`; a laptop that remembers another one knows the store lost history")
+    next_mark: str = Field("", description="a mark of the operation at `next`, for the laptop to remember")
 
 
 class SnapshotReply(BaseModel):
     server_id: str
     upto: int
+    upto_mark: str = Field("", description="a mark of the operation at `upto`")
     next_id: str
     more: bool
     ops: list[dict[str, Any]]
@@ -198,6 +206,9 @@ class BodyLimit:
                 return
             if not inflater.eof:
                 await self._answer(send, 400, "the request body is not valid gzip (it ends too early)")
+                return
+            if inflater.unused_data:  # a second gzip member, or bytes after the first: never read silently
+                await self._answer(send, 400, "the request body has data after its gzip stream; send one gzip member")
                 return
             body = bytearray(plain)
             headers = [(k, v) for k, v in headers if k.lower() not in (b"content-encoding", b"content-length")]
@@ -327,11 +338,15 @@ class CannotStart(Exception):
     """The store cannot start as asked; the message says what to change."""
 
 
-def serve(url: str | None, host: str, port: int, new_server_id: bool = False) -> None:
-    """Run the store until interrupted (``fieldkit serve``)."""
+def serve(url: str | None, host: str, port: int, new_server_id: bool = False, limits: "Limits | None" = None,
+          tls: "tuple[Path, Path] | None" = None) -> None:
+    """Run the store until interrupted (``fieldkit serve``), closing slow and idle clients itself; https with ``tls``."""
     import socket
+    import ssl
 
     import uvicorn
+
+    from fieldkit.server.guard import Limits, guarded_protocol, raise_file_limit
 
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
@@ -339,9 +354,28 @@ def serve(url: str | None, host: str, port: int, new_server_id: bool = False) ->
             probe.bind((host, port))
     except OSError as err:
         raise CannotStart(f"cannot listen on {host}:{port}: {err.strerror or err}; choose another --port or --host") from None
+    fingerprint = None
+    if tls is not None:
+        from fieldkit.server.certificate import certificate_fingerprint
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(*tls)
+            fingerprint = certificate_fingerprint(tls[0])
+        except (OSError, ValueError, ssl.SSLError) as err:
+            raise CannotStart(f"the certificate {tls[0]} or its key {tls[1]} cannot be used: {err}") from None
+    wanted = limits or Limits()
+    limits = raise_file_limit(wanted)
     database = Database(url)
     app = create_app(database)
     if new_server_id:
         database.renew_server_id()
-    print(f"fieldkit central store on http://{host}:{port} — {database.describe()}", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=30, server_header=False)
+    print(f"fieldkit central store on {'https' if tls else 'http'}://{host}:{port} — {database.describe()}", flush=True)
+    if fingerprint:
+        print(f"certificate {tls[0]}\n  fingerprint {fingerprint}\n  laptops trust it on their first sync: "
+              "read them this fingerprint to check", flush=True)
+    if limits.max_connections < wanted.max_connections:
+        print(f"at most {limits.max_connections:,} connections at once (the system's open-file limit); "
+              f"raise it with `ulimit -n` for more", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, http=guarded_protocol(limits),
+                timeout_keep_alive=max(1, round(limits.idle_timeout)), backlog=4096,
+                ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None)

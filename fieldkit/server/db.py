@@ -45,7 +45,7 @@ import orjson
 
 from fieldkit import merge
 from fieldkit.ids import is_record_id, new_id
-from fieldkit.protocol import CENTRAL_DEVICE, state_ops
+from fieldkit.protocol import CENTRAL_DEVICE, op_mark, state_ops
 from fieldkit.server import rules
 from fieldkit.server.accounts import AccountError, NewAccount, User, new_token, token_hash
 from fieldkit.server.rules import Record
@@ -437,7 +437,14 @@ class Database:
                 if record is None:
                     record = records[op["id"]] = Record(op["id"], op["type"], None, None, None, merge.empty_state())
                 before = record.municipality
+                kept = orjson.dumps(record.state) if record.state["stamps"] else None
                 merge.apply_op_in_place(record.state, op)
+                if kept is not None and record.state["rivals"]:
+                    problem = rules.state_size_problem(record.state)
+                    if problem:
+                        record.state = orjson.loads(kept)
+                        rejected.append({"op_id": op_id, "reason": problem})
+                        continue
                 rules.place(record, records.get)
                 if record.type == "issue" and before and record.municipality != before:
                     moved.add(record.record_id)
@@ -522,13 +529,26 @@ class Database:
                 f"WHERE o.seq > ? AND o.seq <= ?{scope}{skip} ORDER BY o.seq LIMIT ?",
                 [after, last, *params, limit],
             )
-        more = len(rows) == limit
+            more = len(rows) == limit
+            following = rows[-1][0] if more else max(after, last)
+            marks = self._op_marks(tx, (after, following))
         return orjson.dumps({
             "server_id": server_id,
-            "next": rows[-1][0] if more else max(after, last),
+            "next": following,
             "more": more,
             "ops": [orjson.Fragment(op) for _, op in rows],
+            "mark": marks.get(after, ""),
+            "next_mark": marks.get(following, ""),
         })
+
+    @staticmethod
+    def _op_marks(tx: Any, seqs: Iterable[int]) -> dict[int, str]:
+        """The marks of the operations at these sequence numbers, so a laptop notices a store restored from a backup."""
+        wanted = sorted({seq for seq in seqs if seq > 0})
+        if not wanted:
+            return {}
+        rows = tx.rows(f"SELECT seq, op_id FROM ops WHERE seq IN ({_marks(wanted)})", wanted)
+        return {seq: op_mark(op_id) for seq, op_id in rows}
 
     def snapshot(self, user: User, after_id: str, limit: int) -> bytes:
         """A page of current record states in the user's scope, written as operations, as the JSON reply."""
@@ -539,12 +559,14 @@ class Database:
                 f"SELECT r.record_id, r.type, r.state FROM records r WHERE r.record_id > ?{scope} ORDER BY r.record_id LIMIT ?",
                 [after_id, *params, limit],
             )
+            upto_mark = self._op_marks(tx, (last,)).get(last, "")
         ops: list[dict[str, Any]] = []
         for record_id, record_type, state in rows:
             ops.extend(state_ops(record_type, record_id, orjson.loads(state), CENTRAL_DEVICE))
         return orjson.dumps({
             "server_id": server_id,
             "upto": last,
+            "upto_mark": upto_mark,
             "next_id": rows[-1][0] if rows else after_id,
             "more": len(rows) == limit,
             "ops": ops,

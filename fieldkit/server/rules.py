@@ -18,6 +18,7 @@ import orjson
 from fieldkit import merge, model, refdata
 from fieldkit.hlc import MAX_DRIFT_MS, wall_ms
 from fieldkit.ids import is_record_id
+from fieldkit.safe_text import shown
 from fieldkit.server.accounts import User
 
 CHILD_TYPES = ("note", "action", "status_change")
@@ -60,9 +61,11 @@ def op_problem(op: Any, now_ms: int) -> str | None:
         return "author must not contain control characters"
     if not STAMP.match(op["hlc"]) or not all(isinstance(s, str) and STAMP.match(s) for s in op["seen"].values()):
         return "clock stamps must be of the form 0000000000000000:0000:device"
+    if not set(op["seen"]) <= set(op["fields"]):
+        return "seen may only name fields the operation sets"
     issue_id = op["fields"].get("issue_id")
     if issue_id is not None and op["type"] in CHILD_TYPES and not (isinstance(issue_id, str) and is_record_id(issue_id)):
-        return f"issue_id {issue_id!r} is not an issue's id"
+        return f"issue_id '{shown(issue_id)}' is not an issue's id"
     try:
         orjson.dumps(op)
     except orjson.JSONEncodeError as err:
@@ -78,6 +81,15 @@ def op_problem(op: Any, now_ms: int) -> str | None:
         message = model.check_field(op["type"], name, value)
         if message:
             return message
+    return model.record_size_problem(op["fields"])
+
+
+def state_size_problem(state: dict[str, Any]) -> str | None:
+    """Whether a record with its unsettled conflicts has grown past what the store keeps."""
+    size = len(orjson.dumps(state))
+    if size > model.RECORD_STATE_MAX_BYTES:
+        return (f"the record would hold {size:,} bytes with its unsettled conflicts, over {model.RECORD_STATE_MAX_BYTES:,}: "
+                "settle its conflicts (`fieldkit conflicts`), then send the change again")
     return None
 
 
@@ -87,11 +99,34 @@ def out_of_scope(user: User, municipality: str) -> str:
     return f"the account {user.name} does not cover {where}; it covers {user.scope_text()}"
 
 
+#: Why an operation waits. The same words whether the record is still on its way or outside the
+#: sender's area, so an answer never tells someone whether a record they may not see exists.
+NOT_HERE = "the central store has not received it yet, or it is outside your account's area"
+NOT_YOURS = "this record is outside your account's area"
+
+
+def visible(user: User, record: Record) -> bool:
+    """Whether a user may know this record exists: a lesson, or a record placed in their area."""
+    return record.type == "lesson" or record.municipality is None or user.covers(record.municipality)
+
+
 def judge(user: User, op: dict[str, Any], record: Record | None, find: Callable[[str], Record | None]) -> tuple[str, str] | None:
     """Whether this user may apply this operation to this record: None, or (REJECT|DEFER, reason).
 
-    ``find`` looks up another record (a child's issue) by id.
+    ``find`` looks up another record (a child's issue) by id. A record outside the user's area is
+    answered as if it were not there; where a missing record would be made, the operation is refused
+    without naming anything about the record.
     """
+    def seen(record_id: str) -> Record | None:
+        found = find(record_id)
+        return found if found is not None and visible(user, found) else None
+
+    if record is not None and not visible(user, record):
+        return _judge(user, op, None, seen) or (REJECT, NOT_YOURS)
+    return _judge(user, op, record, seen)
+
+
+def _judge(user: User, op: dict[str, Any], record: Record | None, find: Callable[[str], Record | None]) -> tuple[str, str] | None:
     kind, fields = op["type"], op["fields"]
     if record is not None and record.type != kind:
         return REJECT, f"record {op['id']} is {LABELS[record.type]}, not {LABELS[kind]}"
@@ -100,24 +135,19 @@ def judge(user: User, op: dict[str, Any], record: Record | None, find: Callable[
     if kind == "issue":
         moving_to = fields.get("municipality")
         if record is None and not moving_to:
-            return DEFER, "waiting for the first version of this issue, which has not reached the central store yet"
-        for code in (record.municipality if record else None, moving_to):
-            if code and not user.covers(code):
-                return REJECT, out_of_scope(user, code)
+            return DEFER, f"waiting for the first version of this issue: {NOT_HERE}"
+        if moving_to and not user.covers(moving_to):
+            return REJECT, out_of_scope(user, moving_to)
         return None
-    if record is not None and record.municipality and not user.covers(record.municipality):
-        return REJECT, out_of_scope(user, record.municipality)
     issue_id = fields.get("issue_id")
     if record is None and not issue_id:
-        return DEFER, f"waiting for the first version of this {kind.replace('_', ' ')}, which has not reached the central store yet"
+        return DEFER, f"waiting for the first version of this {kind.replace('_', ' ')}: {NOT_HERE}"
     if issue_id and (record is None or issue_id != record.issue_id):
         issue = find(issue_id)
         if issue is None:
-            return DEFER, "waiting for its issue, which has not reached the central store yet"
+            return DEFER, f"waiting for its issue: {NOT_HERE}"
         if issue.type != "issue":
             return REJECT, f"{issue_id} is {LABELS[issue.type]}, not an issue"
-        if not user.covers(issue.municipality):
-            return REJECT, out_of_scope(user, issue.municipality or "")
     return None
 
 

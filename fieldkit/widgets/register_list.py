@@ -21,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from fieldkit.filters import IssueRow
+from fieldkit.safe_text import safe_for_terminal
 
 #: Severity as a symbol and a word, so it reads without colour.
 SEVERITY_LABELS = {"critical": "‼ CRIT", "high": "! high", "medium": "· med", "low": "  low"}
@@ -294,7 +295,7 @@ class RegisterList(ScrollView, can_focus=True):
             size = column.width or self._title_width(width)
             text, extra = self._cell(row, column.key)
             cell_style = style + self._ink(extra) if extra else style
-            segments.append(Segment(fit(text, size), cell_style))
+            segments.append(Segment(fit(safe_for_terminal(text), size), cell_style))
             segments.append(Segment(" ", style))
         return Strip(segments).adjust_cell_length(width, style)
 
