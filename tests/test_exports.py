@@ -217,7 +217,12 @@ def test_xlsx_timeline_sheet_holds_notes_and_status_history(small):
 def test_csv_is_safe_in_a_spreadsheet_readable_in_excel_and_in_the_same_time_zone_as_xlsx(register, fieldkit, tmp_path):
     hostile = ['=HYPERLINK("http://evil.example","click")', "+27 call me", "-2+3", "@SUM(A1:A9)", "\tTabbed", "Thabazimbi – ward 3"]
     for title in hostile:
-        issue = register.create_issue({"municipality": "LIM361", "sector": "water", "title": title}, at="2026-03-01T22:30:00+00:00")
+        issue = register.create_issue({"municipality": "LIM361", "sector": "water", "title": title.strip()}, at="2026-03-01T22:30:00+00:00")
+        if title != title.strip():  # a tab the laptop now refuses, pulled from a store that took it before it did
+            register.apply_remote([{
+                "op_id": new_id(), "type": "issue", "id": issue["id"], "device": "olderlaptop", "author": "someone",
+                "hlc": f"{int(time.time() * 1000) + 1:016d}:0000:olderlaptop", "fields": {"title": title}, "seen": {},
+            }])
     register.add_action(issue["id"], "=1+1 budget", owner="@finance")
     register.close()
     out = tmp_path / "register.csv"

@@ -16,7 +16,7 @@ from conftest import run_fieldkit
 from fieldkit import model
 from fieldkit.hlc import Clock
 from fieldkit.ids import new_device_id, new_id
-from fieldkit.imports import import_rows
+from fieldkit.imports import ImportPlan, Workbook, apply_import, plan_import
 from fieldkit.safe_text import CONTROL, json_for_terminal, safe_for_terminal
 from sync_fixtures import Central, central, issue_op  # noqa: F401 - fixtures
 
@@ -216,11 +216,12 @@ def test_import_puts_times_in_the_stored_form_and_refuses_what_is_not_a_time(reg
         {"Title": "Typed in\r\nExcel\twith Alt+Enter", "Municipality": "EC121", "Sector": "water",
          "Description": "First line\r\nSecond line"},
     ]
-    report = import_rows(register, rows, {})
-    assert report.imported == 3
-    assert [r.row for r in report.rejections] == [2, 5]
+    plan: ImportPlan = plan_import(register, Workbook(rows, name="clerk.csv"), {})
+    apply_import(register, plan)
+    assert plan.count("add") == 3
+    assert [r.row for r in plan.refused] == [2, 5]
     stored = sorted(row.created_at for row in register.find())[:2]
-    assert stored == ["2026-01-05T00:00:00+00:00", "2026-01-05T08:00:00+00:00"]  # 10:00 in South Africa
+    assert stored == ["2026-01-04T22:00:00+00:00", "2026-01-05T08:00:00+00:00"]  # midnight and 10:00 in South Africa
     [typed] = [row for row in register.find() if row.title.startswith("Typed")]
     assert typed.title == "Typed in Excel with Alt+Enter"
     assert register.issue_values(typed.id)["description"] == "First line\nSecond line"
@@ -312,7 +313,7 @@ def test_a_wrong_value_that_got_in_anyway_does_not_stop_the_register_opening(reg
     status = new_id(shard=issue["id"][-1])
     _pulled(register, "status_change", status, {"issue_id": issue["id"], "to_status": "resolved", "at": "99999-13-45"})
     register.close()
-    assert run_fieldkit(home, "compact").returncode == 0  # writes the compact register file a cold lookup reads
+    assert run_fieldkit(home, "check").returncode == 0  # every record and its lookup line read back
     found = run_fieldkit(home, "find", "R61")
     assert found.returncode == 0, found.stderr
     assert issue["ref"] in found.stdout and found.stderr == "1 issue\n"
