@@ -53,9 +53,27 @@ def default_home() -> Path:
     return user_data_path("fieldkit", appauthor=False)
 
 
+class PlainCodec:
+    """How record bytes are written and read back: as they are (the register unencrypted).
+
+    The one seam for encryption at rest: a codec that seals every record,
+    line and operation on the way in and opens them on the way out.
+    ``searchable`` says whether SQLite may search the lookup lines itself.
+    """
+
+    searchable = True
+
+    def seal(self, data: bytes) -> bytes:
+        return data
+
+    def unseal(self, data: bytes) -> bytes:
+        return data
+
+
 class Store:
-    def __init__(self, home: str | os.PathLike | None = None):
+    def __init__(self, home: str | os.PathLike | None = None, codec: PlainCodec | None = None):
         self.home = Path(home) if home is not None else default_home()
+        self.codec = codec or PlainCodec()
         if not self.home.exists():
             try:
                 self.home.mkdir(parents=True, mode=0o700)
@@ -107,7 +125,8 @@ class Store:
         if checksum(doc, merge) != crc:
             raise self.db.corrupt(self.db.path, f"{kind} {record_id} does not match its checksum")
         try:
-            return orjson.loads(doc), (orjson.loads(merge) if merge else None)
+            unseal = self.codec.unseal
+            return orjson.loads(unseal(doc)), (orjson.loads(unseal(merge)) if merge else None)
         except orjson.JSONDecodeError:
             raise self.db.corrupt(self.db.path, f"{kind} {record_id} does not read back") from None
 
@@ -222,20 +241,22 @@ class Store:
         if not (self._staged or self._staged_ops):
             return
         seq = self.db.next_seq
+        seal = self.codec.seal
         rows, lines, gone = [], [], []
         for (kind, record_id), (doc, merge, line) in self._staged.items():
             if doc is None:
                 gone.append((kind, record_id))
                 continue
-            doc_bytes = orjson.dumps(doc)
-            merge_bytes = orjson.dumps(merge) if merge is not None else None
+            doc_bytes = seal(orjson.dumps(doc))
+            merge_bytes = seal(orjson.dumps(merge)) if merge is not None else None
             parent = doc.get("issue_id") if kind in CHILD_KINDS else None
             rows.append((kind, record_id, parent, seq, doc_bytes, merge_bytes, checksum(doc_bytes, merge_bytes)))
             if line is not None:
-                lines.append((record_id, line[0].upper(), line[1], checksum(line[1])))
+                text = line[1] if self.codec.searchable else seal(line[1].encode("utf-8"))
+                lines.append((record_id, line[0].upper(), text, checksum(text)))
         ops = []
         for op in self._staged_ops:
-            payload = orjson.dumps(op)
+            payload = seal(orjson.dumps(op))
             ops.append((op["op_id"], op["id"], "pending", "", payload, checksum(payload)))
         self._staged.clear()
         self._staged_refs.clear()
@@ -310,7 +331,7 @@ class Store:
     def _op(self, op_id: str, payload: bytes, crc: int) -> dict[str, Any]:
         if checksum(payload) != crc:
             raise self.db.corrupt(self.db.path, f"the unsent change {op_id} does not match its checksum")
-        return orjson.loads(payload)
+        return orjson.loads(self.codec.unseal(payload))
 
     def outbox(self, state: str, limit: int | None = None) -> list[tuple[dict[str, Any], str]]:
         """Operations in one state, oldest first (ids are time-ordered), with their reasons."""
