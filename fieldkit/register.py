@@ -194,7 +194,7 @@ class Register:
         self._save_replica()
         return values
 
-    def _record(self, record_type: str, record_id: str, state: dict[str, Any]) -> tuple[str, str, dict[str, Any], dict[str, Any], tuple[str, str] | None]:
+    def _record(self, record_type: str, record_id: str, state: dict[str, Any]) -> tuple[str, str, dict[str, Any], dict[str, Any], tuple[str, str, str, str] | None]:
         """What the store keeps of a record: its values (with who and when), packed merge state, lookup line."""
         stamp, by = merge.last_change(state)
         values = dict(state["values"])
@@ -202,7 +202,10 @@ class Register:
         values["updated_at"] = merge.stamp_time_iso(stamp)
         values["updated_by"] = by
         values["conflicts"] = len(merge.conflicts(state))
-        line = (str(values.get("ref", "")), row_to_line(row_from_values(record_id, values))) if record_type == "issue" else None
+        line = None
+        if record_type == "issue":
+            row = row_from_values(record_id, values)
+            line = (row.ref, row.municipality, row.status, row_to_line(row))
         return record_type, record_id, values, merge.pack_state(state), line
 
     def _save_state(self, record_type: str, record_id: str, state: dict[str, Any]) -> dict[str, Any]:
@@ -508,7 +511,7 @@ class Register:
                 if state is None:
                     found = stored.get(key)
                     state = states[key] = merge.unpack_state(found[1], found[0]) if found else merge.empty_state()
-                merge.apply_op_in_place(state, op)
+                merge.apply_op_in_place(state, op, copy_values=False)
                 self.clock.receive(op["hlc"])
             self.store.put_many(self._record(kind, record_id, state) for (kind, record_id), state in states.items())
             if sync_state is not None:

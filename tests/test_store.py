@@ -126,8 +126,6 @@ def test_kill_9_at_random_moments_loses_no_save_that_returned(home):
 
 @pytest.mark.slow
 def test_kill_9_a_thousand_times(home):
-    if not os.environ.get("FIELDKIT_SLOW"):
-        pytest.skip("set FIELDKIT_SLOW=1 for the 1,000-trial run (about 10 minutes)")
     assert kill_trials(home, trials=1000, seed=11) > 1000
 
 
