@@ -24,4 +24,4 @@ test-slow: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/bench_store.py --quick
+	$(VENV)/bin/python bench/bench_store.py --sizes 1000
