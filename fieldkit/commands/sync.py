@@ -141,6 +141,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 register.save_sync_state(state)
                 print("forgot the central store's certificate; this sync trusts the one it shows now", file=sys.stderr)
         result = sync(register, server=args.server, token=args.token, progress=_progress_printer(), insecure=args.insecure)
+        if result.finished and result.received and register.backup_if_due():
+            print(f"backed up the register ({register.store.backups.newest()})", file=sys.stderr)
     _print_result(result)
     if not result.finished:
         raise CommandError(result.error or "the sync did not finish")
