@@ -44,6 +44,22 @@ class TimelineEntry:
     record_id: str
 
 
+class _Packing:
+    """A record's packed merge state and lookup line, worked out once, when its transaction is written."""
+
+    __slots__ = ("kind", "record_id", "values", "state")
+
+    def __init__(self, kind: str, record_id: str, values: dict[str, Any], state: dict[str, Any]):
+        self.kind, self.record_id, self.values, self.state = kind, record_id, values, state
+
+    def __call__(self) -> tuple[dict[str, Any], tuple[str, str, str, str] | None]:
+        line = None
+        if self.kind == "issue":
+            row = row_from_values(self.record_id, self.values)
+            line = (row.ref, row.municipality, row.status, row_to_line(row))
+        return merge.pack_state(self.state), line
+
+
 class Register:
     def __init__(self, store: Store, author: str | None = None):
         self.store = store
@@ -155,6 +171,10 @@ class Register:
     # -- writing -------------------------------------------------------------------
 
     def _state(self, record_type: str, record_id: str) -> dict[str, Any] | None:
+        """A record's merge state as saved now (this transaction's own, if it changed it already)."""
+        pending = self.store.staged_finish(record_type, record_id)
+        if isinstance(pending, _Packing):
+            return pending.state
         found = self.store.get_with_state(record_type, record_id)
         return merge.unpack_state(found[1], found[0]) if found else None
 
@@ -194,24 +214,21 @@ class Register:
         self._save_replica()
         return values
 
-    def _record(self, record_type: str, record_id: str, state: dict[str, Any]) -> tuple[str, str, dict[str, Any], dict[str, Any], tuple[str, str, str, str] | None]:
-        """What the store keeps of a record: its values (with who and when), packed merge state, lookup line."""
+    @staticmethod
+    def _values(record_id: str, state: dict[str, Any]) -> dict[str, Any]:
+        """A record's values as the store keeps them: its fields, with who changed it last and when."""
         stamp, by = merge.last_change(state)
         values = dict(state["values"])
         values["id"] = record_id
         values["updated_at"] = merge.stamp_time_iso(stamp)
         values["updated_by"] = by
         values["conflicts"] = len(merge.conflicts(state))
-        line = None
-        if record_type == "issue":
-            row = row_from_values(record_id, values)
-            line = (row.ref, row.municipality, row.status, row_to_line(row))
-        return record_type, record_id, values, merge.pack_state(state), line
+        return values
 
     def _save_state(self, record_type: str, record_id: str, state: dict[str, Any]) -> dict[str, Any]:
-        record = self._record(record_type, record_id, state)
-        self.store.put(record[0], record[1], record[2], record[3], record[4])
-        return record[2]
+        values = self._values(record_id, state)
+        self.store.put(record_type, record_id, values, finish=_Packing(record_type, record_id, values, state))
+        return values
 
     def _save_replica(self) -> None:
         self._replica.update(device_id=self.device_id, clock=self.clock.last)
@@ -513,7 +530,8 @@ class Register:
                     state = states[key] = merge.unpack_state(found[1], found[0]) if found else merge.empty_state()
                 merge.apply_op_in_place(state, op, copy_values=False)
                 self.clock.receive(op["hlc"])
-            self.store.put_many(self._record(kind, record_id, state) for (kind, record_id), state in states.items())
+            for (kind, record_id), state in states.items():
+                self._save_state(kind, record_id, state)
             if sync_state is not None:
                 self.store.set_local("sync", sync_state)
             self._save_replica()

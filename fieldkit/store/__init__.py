@@ -44,6 +44,8 @@ STAGE_LIMIT = 5000
 
 #: An issue's lookup line as the register hands it over: reference, municipality, status, and the line itself.
 LookupLine = tuple[str, str, str, str]
+#: Works out a staged record's packed merge state and lookup line when the transaction is written.
+Finish = Callable[[], "tuple[dict[str, Any] | None, LookupLine | None]"]
 
 Listener = Callable[[str, str, "dict[str, Any] | None"], None]
 
@@ -98,7 +100,7 @@ class Store:
         self._mark: Path | None = None
         # Writes inside a transaction are kept here and written in one statement a table at commit:
         # a demo or an import of 100,000 issues costs a few executemany calls, not a million statements.
-        self._staged: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None, tuple[str, str] | None]] = {}
+        self._staged: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
         self._staged_refs: set[str] = set()
         self._staged_ops: list[dict[str, Any]] = []
         self._written: list[tuple[str, str, dict[str, Any] | None]] = []
@@ -157,7 +159,8 @@ class Store:
             if staged is None:
                 by_kind.setdefault(kind, []).append(record_id)
             elif staged[0] is not None:
-                found[(kind, record_id)] = (dict(staged[0]), staged[1] or {})
+                packed = staged[3]()[0] if staged[3] is not None else staged[1]
+                found[(kind, record_id)] = (dict(staged[0]), packed or {})
         for kind, ids in by_kind.items():
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
@@ -218,14 +221,19 @@ class Store:
         return None
 
     def put(self, kind: str, record_id: str, doc: dict[str, Any], merge: dict[str, Any] | None = None,
-            line: "LookupLine | None" = None) -> None:
-        """Save a whole record (its values, merge state and, for an issue, its lookup line)."""
+            line: "LookupLine | None" = None, finish: "Finish | None" = None) -> None:
+        """Save a whole record (its values, merge state and, for an issue, its lookup line).
+
+        ``finish``, instead of ``merge`` and ``line``, works them out when the
+        transaction is written: a record changed several times in one
+        transaction (an import, a pulled page) is packed once.
+        """
         if not self.db.in_transaction:
             with self.db.transaction():
-                return self.put(kind, record_id, doc, merge, line)
-        self._staged[(kind, record_id)] = (doc, merge, line)
-        if line is not None:
-            self._staged_refs.add(line[0].upper())
+                return self.put(kind, record_id, doc, merge, line, finish)
+        self._staged[(kind, record_id)] = (doc, merge, line, finish)
+        if kind == "issue" and doc.get("ref"):
+            self._staged_refs.add(str(doc["ref"]).upper())
         self._written.append((kind, record_id, doc))
         if len(self._staged) >= STAGE_LIMIT:
             self._flush()  # still inside the transaction: a long import holds a few thousand records, not all
@@ -235,10 +243,15 @@ class Store:
             for kind, record_id, doc, merge, line in records:
                 self.put(kind, record_id, doc, merge, line)
 
+    def staged_finish(self, kind: str, record_id: str) -> "Finish | None":
+        """The ``finish`` a record was staged with in this transaction, if any."""
+        staged = self._staged.get((kind, record_id))
+        return staged[3] if staged is not None else None
+
     def delete(self, kind: str, record_id: str) -> None:
         """Remove a local document (records of the register are never removed: they get tombstones)."""
         with self.db.transaction():
-            self._staged[(kind, record_id)] = (None, None, None)
+            self._staged[(kind, record_id)] = (None, None, None, None)
             self._written.append((kind, record_id, None))
 
     def _flush(self) -> None:
@@ -248,7 +261,9 @@ class Store:
         seq = self.db.next_seq
         seal = self.codec.seal
         rows, lines, gone = [], [], []
-        for (kind, record_id), (doc, merge, line) in self._staged.items():
+        for (kind, record_id), (doc, merge, line, finish) in self._staged.items():
+            if finish is not None:
+                merge, line = finish()
             if doc is None:
                 gone.append((kind, record_id))
                 continue
