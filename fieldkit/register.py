@@ -426,7 +426,7 @@ class Register:
         return len(self.index)
 
     def _children_of(self, kind: str, issue_id: str) -> list[dict[str, Any]]:
-        """Notes, actions or status changes of one issue: they live in its shard."""
+        """Notes, actions or status changes of one issue (found by the store's index on their issue)."""
         return [r for r in self.store.children(kind, issue_id) if not r.get("deleted")]
 
     def notes(self, issue_id: str) -> list[dict[str, Any]]:

@@ -10,9 +10,9 @@ Each sort order is computed once and then kept current: an edit moves one row
 rows.
 
 A cold ``fieldkit find`` builds none of this: an index opened on the store asks
-the register file for the lines holding the longest word (or a filter's
-``\tvalue\t``, SQLite's ``instr`` over the compact lines) and parses only
-those. The rows are built the first time something needs all of them (the app).
+the register file only for the lines that can match (a word through the
+trigram index, a place or a status through theirs) and parses only those. The
+rows are built the first time something needs all of them (the app).
 """
 
 from __future__ import annotations
