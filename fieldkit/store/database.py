@@ -326,17 +326,25 @@ class Database:
                 raise self.translate(err) from None
 
     def stream(self, sql: str, params: Iterable[Any] = (), batch: int = 2000) -> Iterator[tuple[Any, ...]]:
-        """Rows a batch at a time, for reading a whole table without holding it all."""
-        with self._lock:
-            try:
+        """Rows a batch at a time, for reading a whole table without holding it all.
+
+        The lock is held only while a batch is fetched, so a reader that stops
+        part-way (or is slow) never keeps another thread from the register.
+        """
+        try:
+            with self._lock:
                 cursor = self.conn.execute(sql, tuple(params))
+            try:
                 while True:
-                    found = cursor.fetchmany(batch)
+                    with self._lock:
+                        found = cursor.fetchmany(batch)
                     if not found:
                         return
                     yield from found
-            except sqlite3.Error as err:
-                raise self.translate(err) from None
+            finally:
+                cursor.close()
+        except sqlite3.Error as err:
+            raise self.translate(err) from None
 
     def _data_version(self) -> int:
         with self._lock:
