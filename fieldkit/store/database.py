@@ -342,7 +342,10 @@ class Database:
                         return
                     yield from found
             finally:
-                cursor.close()
+                try:
+                    cursor.close()
+                except sqlite3.Error:
+                    pass  # the connection closed first: nothing is left to release
         except sqlite3.Error as err:
             raise self.translate(err) from None
 
