@@ -310,19 +310,30 @@ class FieldkitApp(App[int]):
         await self.open_capture()
         self.screen.take_the_keyboard()
 
+    async def show_view(self, mode: str) -> Screen:
+        """Go to a view's own screen, as lazygit and k9s do: ``d`` is the dashboard from anywhere.
+
+        What was opened over the view (an issue, the lessons) is closed, so the view shows itself
+        and not the last thing opened there.
+        """
+        await self.switch_mode(mode)
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        return self.screen
+
     async def action_search(self) -> None:
-        await self.switch_mode("register")
-        self.screen.focus_search()
+        screen = await self.show_view("register")
+        screen.focus_search()
 
     async def action_dashboard(self) -> None:
-        await self.switch_mode("dashboard")
+        await self.show_view("dashboard")
 
     async def action_register(self) -> None:
-        await self.switch_mode("register")
+        await self.show_view("register")
 
     async def action_sync(self) -> None:
-        await self.switch_mode("sync")
-        self.screen.start_sync()
+        screen = await self.show_view("sync")
+        screen.start_sync()
 
     def action_reports(self) -> None:
         screen = self.optional.get("reports")

@@ -239,7 +239,7 @@ class RegisterScreen(Screen):
         if self.focused is self.query_one("#search"):
             self.issues.focus()
         else:
-            await self.app.switch_mode("dashboard")
+            await self.app.show_view("dashboard")
 
     def action_clear(self) -> None:
         self.question.narrowing = Narrowing()

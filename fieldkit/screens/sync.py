@@ -101,7 +101,7 @@ class SyncScreen(Screen):
         self.start_sync()
 
     async def action_back(self) -> None:
-        await self.app.switch_mode("dashboard")
+        await self.app.show_view("dashboard")
 
     @on(Button.Pressed, "#sync-now")
     def _pressed(self) -> None:
