@@ -88,7 +88,7 @@ def day(terminal: Terminal) -> None:
         terminal.keys("n")
         terminal.wait_for("New issue")
         terminal.type("mbhashe")
-        terminal.keys("Enter", "Tab")
+        terminal.keys("Enter")  # takes Mbhashe and moves on to the ward
         terminal.type(ward)
         terminal.keys("Tab", "Enter")
         terminal.wait_for("Community facilities")  # the sector list is open: a person looks before typing

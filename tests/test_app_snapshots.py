@@ -75,7 +75,7 @@ def test_capture_with_a_wrong_ward(app: FieldkitApp, snap_compare) -> None:
         await settle(pilot)
         await pilot.press("n")
         await settle(pilot)
-        await pilot.press(*"buffalo", "enter", "tab", *"12b")
+        await pilot.press(*"buffalo", "enter", *"12b")
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=capture)

@@ -17,6 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.widget import AwaitMount
 from textual.widgets import Footer, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -47,7 +48,7 @@ def local_time(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def ask_status(app: App, issue_id: str) -> None:
+def ask_status(app: App, issue_id: str) -> AwaitMount:
     """Ask where the issue goes next and why, then save it (used by the register list too)."""
     values = app.read(lambda r: r.issue_values(issue_id))
     ref = values.get("ref", "")
@@ -59,10 +60,10 @@ def ask_status(app: App, issue_id: str) -> None:
         app.write(lambda r: r.change_status(issue_id, status, note or None),
                   lambda _v: app.notify(f"{ref} is now {model.STATUSES[status].lower()}.", timeout=3))
 
-    app.push_screen(StatusScreen(values.get("status", "new"), ref), chosen)
+    return app.push_screen(StatusScreen(values.get("status", "new"), ref), chosen)
 
 
-def ask_action(app: App, issue_id: str) -> None:
+def ask_action(app: App, issue_id: str) -> AwaitMount:
     """Ask what must happen, who and by when, then save the follow-up action."""
     ref = app.read(lambda r: r.issue_values(issue_id)).get("ref", "")
 
@@ -72,7 +73,7 @@ def ask_action(app: App, issue_id: str) -> None:
         app.write(lambda r: r.add_action(issue_id, answer["text"], answer["owner"], answer["due"]),
                   lambda _v: app.notify(f"Follow-up action added to {ref}.", timeout=3))
 
-    app.push_screen(ActionScreen(app.today()), chosen)
+    return app.push_screen(ActionScreen(app.today()), chosen)
 
 
 def field_table(values: dict[str, Any], unsynced: bool) -> Table:
@@ -150,10 +151,10 @@ class IssueScreen(Screen):
     BINDING_GROUP_TITLE = "Issue"
     AUTO_FOCUS = "#body"
     BINDINGS = [
-        Binding("e", "edit", "Edit", tooltip="Change the issue's fields.", id="issue-edit"),
-        Binding("s", "status", "Status", tooltip="Change the status (say why when escalating or closing).", id="issue-status"),
-        Binding("N", "note", "Note", tooltip="Add a note to the timeline.", id="issue-note"),
-        Binding("a", "add_action", "Action", tooltip="Add a follow-up action with owner and due date.", id="issue-action"),
+        Binding("e", "edit", "Edit", tooltip="Change the issue's fields.", id="issue-edit", priority=True),
+        Binding("s", "status", "Status", tooltip="Change the status (say why when escalating or closing).", id="issue-status", priority=True),
+        Binding("N", "note", "Note", tooltip="Add a note to the timeline.", id="issue-note", priority=True),
+        Binding("a", "add_action", "Action", tooltip="Add a follow-up action with owner and due date.", id="issue-action", priority=True),
         Binding("x", "toggle_action", "Done", tooltip="Tick off (or un-tick) the highlighted follow-up action.", id="issue-action-done"),
         Binding("escape", "back", "Back", tooltip="Back to where you came from.", id="issue-back"),
     ]
@@ -261,23 +262,30 @@ class IssueScreen(Screen):
         self.app.write(lambda r: r.set_action_done(action["id"], done),
                        lambda _v: self.notify("Action ticked off." if done else "Action open again.", timeout=3))
 
-    def action_edit(self) -> None:
-        self.app.open_capture(issue_id=self.issue_id)
+    # The keys that open a form are priority keys, handled in turn with the keys typed after them;
+    # the form has the keyboard before those are handed out.
 
-    def action_status(self) -> None:
-        ask_status(self.app, self.issue_id)
+    async def action_edit(self) -> None:
+        await self.app.open_capture(issue_id=self.issue_id)
+        self.app.screen.take_the_keyboard()
 
-    def action_add_action(self) -> None:
-        ask_action(self.app, self.issue_id)
+    async def action_status(self) -> None:
+        await ask_status(self.app, self.issue_id)
+        self.app.screen.take_the_keyboard()
 
-    def action_note(self) -> None:
+    async def action_add_action(self) -> None:
+        await ask_action(self.app, self.issue_id)
+        self.app.screen.take_the_keyboard()
+
+    async def action_note(self) -> None:
         issue_id = self.issue_id
 
         def written(text: str | None) -> None:
             if text:
                 self.app.write(lambda r: r.add_note(issue_id, text), lambda _v: self.notify("Note added.", timeout=3))
 
-        self.app.push_screen(NoteScreen(), written)
+        await self.app.push_screen(NoteScreen(), written)
+        self.app.screen.take_the_keyboard()
 
     def action_back(self) -> None:
         self.dismiss()

@@ -119,9 +119,12 @@ class MunicipalityPicker(Vertical, can_focus=False):
 
     @on(Input.Submitted)
     def _take(self, event: Input.Submitted) -> None:
+        """Enter takes the highlighted match; with one municipality to choose, the next field follows."""
         event.stop()
         if not self.commit():
             self.post_message(self.Changed(self, self.value, tuple(self.values)))
+        if not self.multiple and self.value:
+            self.screen.focus_next()
 
     def commit(self) -> bool:
         """Take the highlighted match, if matches are shown; returns whether one was taken."""
@@ -152,8 +155,7 @@ class MunicipalityPicker(Vertical, can_focus=False):
             self.set_class(False, "-searching")
             self.post_message(self.Changed(self, "", tuple(self.values)))
         else:
-            with self.input.prevent(Input.Changed):
-                self.input.value = describe(code)
+            self._show_chosen(code)
             self.set_class(False, "-searching")
             self._set_value(code)
 
@@ -164,9 +166,15 @@ class MunicipalityPicker(Vertical, can_focus=False):
 
     def set_value(self, code: str) -> None:
         """Show a municipality chosen elsewhere (a recovered draft, an issue being edited)."""
-        with self.input.prevent(Input.Changed):
-            self.input.value = describe(code) if code else ""
+        self._show_chosen(code)
         self.value = code
+
+    def _show_chosen(self, code: str) -> None:
+        """The chosen municipality in the box, the cursor after it: more typing never lands inside it."""
+        box = self.input
+        with box.prevent(Input.Changed):
+            box.value = describe(code) if code else ""
+        box.cursor_position = len(box.value)
 
     def action_move(self, step: int) -> None:
         options = self.query_one(Matches)
