@@ -143,7 +143,7 @@ class FieldkitApp(App[int]):
         Binding("L", "lessons", "Lessons", tooltip="Lessons learned, captured and shared.", priority=True, id="lessons"),
         Binding("question_mark", "help", "Help", tooltip="Every key, on this screen and everywhere.", priority=True, id="help"),
         Binding("f1", "help('always')", "Help", show=False, tooltip="Every key, even while typing in a form.", id="help-f1"),
-        Binding("ctrl+t", "next_theme", "Theme", show=False, tooltip="Dark, light, or high contrast for bright sunlight.", id="next-theme"),
+        Binding("ctrl+t", "next_theme", "Next theme", show=False, tooltip="Dark, light, or high contrast for bright sunlight.", id="next-theme"),
         Binding("tab", "app.focus_next", "Next field", show=False, priority=True,
                 tooltip="Move to the next field (handled in turn with fast typing).", id="next-field"),
         Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True,
@@ -378,8 +378,10 @@ class FieldkitApp(App[int]):
 
         The palette is a screen of its own, so the app's keys are judged by the screen beneath it.
         """
-        yield from super().get_system_commands(screen)
         seen: set[str] = set()
+        for command in super().get_system_commands(screen):
+            seen.add(command.title)  # Textual's own Quit and Theme: each command is listed once
+            yield command
         for binding, node in self.keys_for(screen):
             if not binding.tooltip or binding.description in seen:
                 continue

@@ -142,3 +142,23 @@ async def test_search_key_from_an_opened_issue_searches_the_register(fixed: Regi
         assert app.screen.query_one("#search").value == "sewage"
         assert [row.title for row in app.screen.issues.rows] == ["Sewage spilling next to the school"]
     assert app._exception is None
+
+
+@pytest.mark.parametrize("place", ["dashboard", "register", "issue from the register", "lessons"])
+async def test_help_and_quit_stay_in_the_footer_at_80_columns(fixed: Register, place: str) -> None:
+    from test_app_helpers import screen_text
+
+    app = app_on(fixed)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await go(pilot, PLACES[place])
+        footer = screen_text(app).rstrip("\n").splitlines()[-1]
+        assert "? Help" in footer and "q Quit" in footer, f"{place}: {footer!r}"
+
+
+async def test_the_command_palette_lists_each_command_once(fixed: Register) -> None:
+    app = app_on(fixed)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert len(titles) == len(set(titles)), sorted(t for t in titles if titles.count(t) > 1)
+        assert "Theme" in titles

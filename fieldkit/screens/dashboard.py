@@ -20,12 +20,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from fieldkit import model
 from fieldkit.filters import IssueFilter, IssueRow, due_this_week
 from fieldkit.register import Register
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.register_list import SECTOR_SHORT
 from fieldkit.widgets.week_chart import Week, WeekChart
 
@@ -191,7 +192,7 @@ class DashboardScreen(Screen):
             yield WeekChart(id="chart")
         yield OptionList(id="attention")
         yield Static("", id="sync-line")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#sectors").border_title = "Open issues by sector"

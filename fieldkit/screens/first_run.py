@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, LoadingIndicator, Static
+from textual.widgets import Button, Checkbox, Header, Input, Label, LoadingIndicator, Static
 
 from fieldkit import refdata
 from fieldkit.register import Register
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.municipality_picker import MunicipalityPicker
 from fieldkit.widgets.field_input import FieldInput
 
@@ -74,7 +75,7 @@ class FirstRunScreen(Screen):
             with Vertical(id="working"):
                 yield LoadingIndicator()
                 yield Static("Making the demo register…", id="working-text")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Welcome"

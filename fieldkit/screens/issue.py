@@ -18,12 +18,13 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widget import AwaitMount
-from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widgets import Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from fieldkit import model, refdata
 from fieldkit.register import Register, TimelineEntry
 from fieldkit.screens.dialogs import ActionScreen, ChoiceScreen, NoteScreen, StatusScreen
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.register_list import SEVERITY_LABELS, UNSYNCED_MARK
 
 TIMELINE_LABELS = {
@@ -178,7 +179,7 @@ class IssueScreen(Screen):
         with Vertical(id="actions-box"):
             yield Label("Follow-up actions — a adds, x ticks off the highlighted one (tab to choose)", classes="section")
             yield OptionList(id="actions")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.app.register_changed.subscribe(self, lambda _ids: self.load())

@@ -16,10 +16,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from fieldkit import model, refdata
 from fieldkit.filters import SORT_KEYS, IssueFilter, IssueRow, filter_rows
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.register_list import RegisterList
 from fieldkit.widgets.field_input import FieldInput
 
@@ -124,7 +125,7 @@ class RegisterScreen(Screen):
         yield Static("", id="narrowing")
         yield RegisterList(id="issues")
         yield Static("", id="register-status-line")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def issues(self) -> RegisterList:

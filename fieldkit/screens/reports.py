@@ -18,9 +18,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, Markdown, Static
+from textual.widgets import Header, Input, Label, Markdown, Static
 
 from fieldkit import reports
+from fieldkit.widgets.key_footer import KeyFooter
 
 DEBOUNCE_S = 0.4
 #: Lines a list shows in the preview: Textual's Markdown widget takes seconds over the full
@@ -87,7 +88,7 @@ class ReportsScreen(Screen):
         with Horizontal(id="report-save"):
             yield Label("Write to", classes="box-label")
             yield Input(id="report-path")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Status report"

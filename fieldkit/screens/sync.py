@@ -14,11 +14,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, RichLog, Static
+from textual.widgets import Button, Header, Input, Label, ProgressBar, RichLog, Static
 
 from fieldkit.register import Register
 from fieldkit.screens.dashboard import sync_summary, when
 from fieldkit.widgets.field_input import FieldInput
+from fieldkit.widgets.key_footer import KeyFooter
 
 NOT_AVAILABLE = "Sync is not available yet in this build of fieldkit (fieldkit.sync is missing)."
 
@@ -56,7 +57,7 @@ class SyncScreen(Screen):
             yield ProgressBar(id="progress", show_eta=False)
             yield Static("", id="sync-result")
         yield RichLog(id="sync-log", wrap=True, markup=False, max_lines=500)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Sync"
