@@ -62,6 +62,9 @@ SUNLIGHT = Theme(
 #: The themes `ctrl+t` steps through: everyday dark, light, and high contrast for bright sunlight.
 THEMES = ("textual-dark", "textual-light", "fieldkit-sunlight")
 
+#: How often a running app looks for what another fieldkit process saved (``fieldkit add`` in a terminal).
+LOOK_FOR_SAVES_S = 1.0
+
 #: Screens other areas of fieldkit provide; their keys appear only when the module is there.
 OPTIONAL_SCREENS = {
     "reports": ("fieldkit.screens.reports", "ReportsScreen"),
@@ -183,6 +186,7 @@ class FieldkitApp(App[int]):
 
     def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self.set_interval(LOOK_FOR_SAVES_S, self.look_for_other_saves)
         if not self.settings.get("first_run_done"):
             from fieldkit.screens.first_run import FirstRunScreen
 
@@ -257,6 +261,24 @@ class FieldkitApp(App[int]):
     def _changed(self, unsynced: set[str]) -> None:
         self.unsynced = unsynced
         self.register_changed.publish(unsynced)
+
+    def look_for_other_saves(self) -> None:
+        """Take in what another process saved (the command line, a second window) and show it, without a key press.
+
+        ``Register.refresh()`` answers True when another process saved since it last looked; then
+        every screen that listens to ``register_changed`` reads what it shows again.
+        """
+        if any(worker.group == "look-for-saves" and worker.is_running for worker in self.workers):
+            return  # the last look has not come back yet (a big catch-up): one at a time
+
+        def look(register: Register) -> set[str] | None:
+            return register.unsynced_record_ids() if register.refresh() is True else None
+
+        def looked(unsynced: set[str] | None) -> None:
+            if unsynced is not None:
+                self._changed(unsynced)
+
+        self.in_background(look, looked, group="look-for-saves")
 
     def show_problem(self, err: Exception) -> None:
         self.notify(str(err), title="Not saved", severity="error", timeout=8)
