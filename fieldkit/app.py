@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from fieldkit.filters import IssueFilter
 from fieldkit.model import ValidationError
 from fieldkit.register import Ambiguous, NotFound, Register
-from fieldkit.store import StoreError
+from fieldkit.store import StoreError, default_home
 
 log = logging.getLogger("fieldkit.app")
 
@@ -74,7 +74,9 @@ OPTIONAL_SCREENS = {
 #: App-wide single-letter keys. They are priority keys, so the app acts on them in turn with the
 #: keys typed after them ("/" then "sewage" searches for sewage, even on a busy laptop); and they
 #: are off while a form, a dialog or a text box has the keyboard, so typing never triggers them.
-LETTER_ACTIONS = frozenset({"new_issue", "search", "dashboard", "register", "sync", "reports", "lessons", "help", "leave"})
+LETTER_ACTIONS = frozenset({"new_issue", "search", "dashboard", "register", "sync", "reports", "lessons", "help", "leave", "practice"})
+
+PRACTICE_TITLE = "fieldkit · PRACTICE register: made-up issues, never sent"
 
 
 def _dashboard() -> Screen:
@@ -144,6 +146,8 @@ class FieldkitApp(App[int]):
         Binding("y", "sync", "Sync", tooltip="Send and receive changes with the central server.", priority=True, id="sync"),
         Binding("R", "reports", "Reports", tooltip="Status reports per municipality.", priority=True, id="reports"),
         Binding("L", "lessons", "Lessons", tooltip="Lessons learned, captured and shared.", priority=True, id="lessons"),
+        Binding("P", "practice", "Practice", show=False, priority=True, id="practice",
+                tooltip="Switch between your register and the practice register (made-up issues, never sent)."),
         Binding("question_mark", "help", "Help", tooltip="Every key, on this screen and everywhere.", priority=True, id="help"),
         Binding("f1", "help('always')", "Help", show=False, tooltip="Every key, even while typing in a form.", id="help-f1"),
         Binding("ctrl+t", "next_theme", "Next theme", show=False, tooltip="Dark, light, or high contrast for bright sunlight.", id="next-theme"),
@@ -158,6 +162,9 @@ class FieldkitApp(App[int]):
                  today: date | None = None) -> None:
         super().__init__()
         self.register = register if register is not None else Register.open(home)
+        self.real_register = self.register
+        self.practice_register: Register | None = None
+        self.home = Path(home) if home is not None else Path(getattr(self.register.store, "home", None) or default_home())
         self.register_lock = threading.RLock()
         self.register_changed: Signal[set[str]] = Signal(self, "register-changed")
         self._today = today
@@ -216,6 +223,61 @@ class FieldkitApp(App[int]):
             # escape: neither; the draft is offered again next time
 
         self.push_screen(ConfirmScreen(question, yes="Carry on", no="Throw it away", danger_no=True), answer)
+
+    # -- the practice register ------------------------------------------------------------
+
+    @property
+    def in_practice(self) -> bool:
+        return self.register is not self.real_register
+
+    async def use_register(self, register: Register) -> None:
+        """Work in another register (the practice one, or back to the real one): every view starts afresh."""
+        for mode in ("register", "sync", "dashboard"):  # nothing opened from the other register stays open
+            await self.show_view(mode)
+        with self.register_lock:
+            self.register = register
+            self.unsynced = register.unsynced_record_ids()
+        self.title = PRACTICE_TITLE if self.in_practice else self.TITLE
+        self.set_class(self.in_practice, "-practice")
+        self.register_changed.publish(self.unsynced)
+
+    def open_practice(self, name: str, municipalities: list[str], done: Callable[[], Any] | None = None) -> None:
+        """Make (the first time) and open the practice register, away from the interface thread."""
+        from fieldkit import practice
+
+        async def ready(register: Register) -> None:
+            self.practice_register = register
+            await self.use_register(register)
+            self.notify("This is the practice register: made-up issues, never sent to the central server. "
+                        "P goes back to your own register.", title="Practice", timeout=8)
+            if done is not None:
+                done()
+
+        self.in_background(lambda _r: practice.open_practice(self.home, name, municipalities), ready, group="practice")
+
+    async def action_practice(self) -> None:
+        """To the practice register; from it, back to your own (keeping it, or throwing it away)."""
+        from fieldkit import practice
+
+        if not self.in_practice:
+            settings = self.real_register.settings()
+            self.open_practice(settings.get("name") or "", list(settings.get("municipalities") or []))
+            return
+        from fieldkit.screens.dialogs import ConfirmScreen
+
+        async def answer(keep: bool | None) -> None:
+            if keep is None:
+                return
+            await self.use_register(self.real_register)
+            if not keep and self.practice_register is not None:
+                with self.register_lock:
+                    self.practice_register.close()
+                    self.practice_register = None
+                    practice.throw_away(self.home)
+                self.notify("The practice register is thrown away.", timeout=4)
+
+        self.push_screen(ConfirmScreen("Back to your own register. Keep the practice register for another time?",
+                                       yes="Keep it", no="Throw it away", danger_no=True), answer)
 
     # -- talking to the register ----------------------------------------------------------
 
@@ -429,10 +491,13 @@ class FieldkitApp(App[int]):
 def run_app() -> int:
     """Open the register on this laptop and run the app until the facilitator quits."""
     register = Register.open()
+    app: FieldkitApp | None = None
     try:
         app = FieldkitApp(register)
         result = app.run()
     finally:
+        if app is not None and app.practice_register is not None:
+            app.practice_register.close()
         register.close()
     return result if isinstance(result, int) else 0
 

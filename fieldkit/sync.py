@@ -324,6 +324,10 @@ def sync(register, server: str | None = None, token: str | None = None,
     successful contact. ``client`` replaces the HTTP transport (tests use it to
     inject faults).
     """
+    from fieldkit import practice
+
+    if practice.is_practice(register):
+        return SyncResult(0, 0, [], [], "", False, practice.REFUSED)
     remembered = register.sync_state()
     url = server or (client.server if client else None) or remembered.get("server")
     token = token or remembered.get("token")
