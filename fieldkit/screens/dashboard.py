@@ -98,15 +98,15 @@ def _by_due(action: dict[str, Any]) -> tuple[str, str]:
     return action["due"], action["id"]
 
 
-def sync_summary(register: Register) -> tuple[str, int]:
-    """When this laptop last synced, and how many changes wait; from the sync client when it is there."""
+def sync_summary(register: Register) -> tuple[str, int, int]:
+    """When this laptop last synced, how many changes wait, how many the central store refused."""
     try:
         from fieldkit.sync import sync_status
     except ImportError:
         state = register.sync_state()
-        return str(state.get("last_sync_at") or ""), register.waiting_count()
+        return str(state.get("last_sync_at") or ""), register.waiting_count(), len(register.rejected_ops())
     status = sync_status(register)
-    return str(status.get("last_sync_at") or ""), int(status.get("waiting") or 0)
+    return str(status.get("last_sync_at") or ""), int(status.get("waiting") or 0), int(status.get("rejected") or 0)
 
 
 def week_starts(today: date, weeks: int = WEEKS) -> list[date]:
@@ -250,10 +250,12 @@ class DashboardScreen(Screen):
         self._show_summary()
         self._fill_attention()
 
-    def _show_sync(self, summary: tuple[str, int]) -> None:
-        last, waiting = summary
-        self.query_one("#sync-line", Static).update(
-            f"Last sync: {when(last)}  ·  ↑ {waiting} change{'s' if waiting != 1 else ''} waiting to be sent")
+    def _show_sync(self, summary: tuple[str, int, int]) -> None:
+        last, waiting, refused = summary
+        line = f"Last sync: {when(last)}  ·  ↑ {waiting} change{'s' if waiting != 1 else ''} waiting to be sent"
+        if refused:
+            line += f"  ·  [b]✗ {refused} refused[/b] (y shows why)"
+        self.query_one("#sync-line", Static).update(line)
 
     def _show_weeks(self, weeks: list[Week]) -> None:
         self.query_one(WeekChart).show_weeks(weeks)

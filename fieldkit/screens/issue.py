@@ -7,6 +7,7 @@ choosing which value stands.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from textual.widgets.option_list import Option
 from fieldkit import model, refdata
 from fieldkit.register import Register, TimelineEntry
 from fieldkit.screens.dialogs import ActionScreen, ChoiceScreen, NoteScreen, StatusScreen
+from fieldkit.sync import REFUSED_ADVICE
 from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.register_list import SEVERITY_LABELS, UNSYNCED_MARK
 
@@ -77,7 +79,24 @@ def ask_action(app: App, issue_id: str) -> AwaitMount:
     return app.push_screen(ActionScreen(app.today()), chosen)
 
 
-def field_table(values: dict[str, Any], unsynced: bool) -> Table:
+@dataclass(frozen=True)
+class SyncState:
+    """This issue's changes on their way: not yet sent, and refused by the central server (with why)."""
+
+    waiting: bool = False
+    refused: tuple[str, ...] = ()
+
+
+def sync_state_of(register: Register, issue_id: str) -> SyncState:
+    """Whether the issue or any of its notes, actions and status changes waits, or was refused."""
+    ids = {issue_id, *(c["id"] for c in register.notes(issue_id)), *(c["id"] for c in register.actions(issue_id)),
+           *(c["id"] for c in register.status_changes(issue_id))}
+    refused = tuple(dict.fromkeys(e["reason"] for e in register.rejected_ops() if e["op"]["id"] in ids))
+    waiting = any(op["id"] in ids for op in register.pending_ops())
+    return SyncState(waiting, refused)
+
+
+def field_table(values: dict[str, Any], sync: SyncState) -> Table:
     """Every field of the issue, in the order of the capture form; empty ones left out."""
     table = Table.grid(padding=(0, 1))
     table.add_column("field", style="bold", no_wrap=True)
@@ -111,7 +130,11 @@ def field_table(values: dict[str, Any], unsynced: bool) -> Table:
         add("Needs", f"{model.NEED_KINDS.get(need.get('kind', ''), need.get('kind'))}: {need.get('detail', '')}{support}")
     add("Captured", f"{local_time(values.get('created_at', ''))} by {values.get('created_by', '')}")
     add("Last change", f"{local_time(values.get('updated_at', ''))} by {values.get('updated_by', '')}")
-    if unsynced:
+    if sync.refused:
+        table.add_row(Text("Sync", style="bold"), Text(
+            f"✗ REFUSED by the central server: {'; '.join(sync.refused)}. What you can do: {REFUSED_ADVICE} (sync screen, y).",
+            style="bold"))
+    if sync.waiting:
         add("Sync", f"{UNSYNCED_MARK} changes not yet sent to the central server")
     return table
 
@@ -193,11 +216,11 @@ class IssueScreen(Screen):
         issue_id = self.issue_id
 
         def read(register: Register):
-            return register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id), issue_id in self.app.unsynced
+            return register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id), sync_state_of(register, issue_id)
 
         self._show(*self.app.read(read))
 
-    def _show(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], unsynced: bool) -> None:
+    def _show(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], sync: SyncState) -> None:
         self.issue, self.actions = issue, actions
         values = issue.values
         self.sub_title = f"Issue {issue.ref}"
@@ -207,7 +230,7 @@ class IssueScreen(Screen):
         if values.get("deleted"):
             title.append("  (deleted)", style="italic")
         self.query_one("#issue-title", Static).update(title)
-        self.query_one("#issue-fields", Static).update(field_table(values, unsynced))
+        self.query_one("#issue-fields", Static).update(field_table(values, sync))
         self._show_conflicts(issue)
         today = self.app.today()
         actions_list = self.query_one("#actions", OptionList)
