@@ -139,3 +139,33 @@ async def test_the_duplicate_note_has_the_cursor_where_typing_continues(fixed: R
         await pilot.pause()
         assert app.screen.query_one("#note-text").text == "Water pipe burst in Oxford St near the rank"
         assert "Oxford St near the rank" in screen_text(app)
+
+
+async def test_the_highlighted_row_stays_on_screen_when_the_filters_are_cleared(fixed: Register) -> None:
+    """The kept highlight moved far down the longer list, but the list did not scroll: enter opened an unseen row."""
+    for number in range(40):
+        fixed.create_issue({"municipality": "BUF", "sector": "roads", "title": f"Pothole number {number}", "severity": "low"})
+    app = app_on(fixed)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        issues = app.screen.issues
+        await pilot.press("f")
+        await settle(pilot)
+        await pilot.press("down", "down", "down", "space", "ctrl+s")  # escalated: two rows, no scrolling
+        await pilot.pause(0.15)
+        await settle(pilot)
+        await pilot.press("end")
+        await settle(pilot)
+        kept = issues.highlighted
+        await pilot.press("c")
+        await pilot.pause(0.15)
+        await settle(pilot)
+        assert len(issues.rows) == 48
+        assert issues.highlighted.id == kept.id
+        assert issues.cursor > 20, "the kept issue is far down the whole register"
+        assert kept.ref in screen_text(app), "the highlighted row is on screen"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen.issue_id == kept.id

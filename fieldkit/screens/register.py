@@ -88,7 +88,7 @@ class Question:
         n = self.narrowing
         return IssueFilter(
             text=self.text, statuses=n.statuses, sectors=n.sectors, severities=n.severities,
-            municipalities=n.municipalities, provinces=n.provinces, open_only=n.open_only,
+            municipalities=refdata.with_local_municipalities(n.municipalities), provinces=n.provinces, open_only=n.open_only,
             sort=self.sort, descending=self.descending,
         )
 

@@ -165,7 +165,7 @@ class RegisterList(ScrollView, can_focus=True):
     def show_rows(self, rows: list[IssueRow], keep: str | None = None) -> None:
         """Show new results, keeping the highlight on the same issue where it is still there."""
         self.rows = rows
-        self._ref_width = max([18, *(len(r.ref) for r in rows[:200])])
+        self._ref_width = max(18, max((len(r.ref) for r in rows), default=0))  # every row: a reference is never cut
         position = 0
         if keep is not None:
             position = next((i for i, row in enumerate(rows) if row.id == keep), 0)
@@ -217,11 +217,17 @@ class RegisterList(ScrollView, can_focus=True):
         self.post_message(self.Highlighted(self, row.id if row else None))
 
     def _keep_cursor_visible(self) -> None:
+        """Scroll so the highlighted row is on screen.
+
+        ``force``: right after new rows arrive Textual has not yet decided the list may scroll, and a
+        plain scroll did nothing, leaving the highlighted row off screen (enter then opened a row
+        nobody could see).
+        """
         top = round(self.scroll_y)
         if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+            self.scroll_to(y=self.cursor, animate=False, immediate=True, force=True)
         elif self.cursor >= top + self._page:
-            self.scroll_to(y=self.cursor - self._page + 1, animate=False, immediate=True)
+            self.scroll_to(y=self.cursor - self._page + 1, animate=False, immediate=True, force=True)
 
     def _move(self, to: int) -> None:
         if self.rows:
