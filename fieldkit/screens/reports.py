@@ -9,18 +9,22 @@ in .html. The figures come from ``fieldkit.reports``, the same as the command li
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Header, Input, Label, Markdown, Static
+from textual.widgets import Header, Input, Label, LoadingIndicator, Static
 
-from fieldkit import reports
+from fieldkit import refdata, reports
 from fieldkit.widgets.key_footer import KeyFooter
 
 DEBOUNCE_S = 0.4
@@ -37,9 +41,30 @@ class Asked:
     since: date
 
 
-def read_boxes(scope_text: str, since_text: str, today: date) -> Asked:
-    """The scope and start date typed in the boxes; raises ValueError with a one-line reason."""
-    scope = reports.scope_from_text(scope_text)
+def exact_scope(text: str) -> reports.Scope | None:
+    """The scope the text names exactly (a code, a province, a full name); None while it is only part of one."""
+    typed = text.strip()
+    if not typed:
+        return reports.Scope()
+    if refdata.province_code(typed) or refdata.get(typed):
+        return reports.scope_from_text(typed)
+    for muni in refdata.search(typed, limit=5):
+        if typed.casefold() in (muni.current_name.casefold(), getattr(muni, "name", "").casefold()):
+            return reports.Scope("district" if muni.category == "C" else "municipality", muni.code)
+    return None
+
+
+def read_boxes(scope_text: str, since_text: str, today: date, picked: bool = True) -> Asked:
+    """The scope and start date typed in the boxes; raises ValueError with a one-line reason.
+
+    While typing (``picked`` False) only an exact scope counts: "Q" must not quietly become Joe Gqabi.
+    """
+    scope = reports.scope_from_text(scope_text) if picked else exact_scope(scope_text)
+    if scope is None:
+        found = refdata.search(scope_text.strip(), limit=3)
+        names = ", ".join(f"{m.current_name} ({m.code})" for m in found)
+        raise ValueError(f"'{scope_text.strip()}' is not a scope yet" + (f" — enter takes {names.split(', ')[0]}; matches: {names}" if names else
+                                                                         " — no municipality, district or province matches"))
     typed = since_text.strip()
     if not typed:
         return Asked(scope, reports.default_since(today))
@@ -50,6 +75,14 @@ def read_boxes(scope_text: str, since_text: str, today: date) -> Asked:
     if since > today:
         raise ValueError(f"{since.isoformat()} is in the future")
     return Asked(scope, since)
+
+
+def laid_out(markdown: str, width: int) -> Text:
+    """The report as it reads, laid out on the worker thread: drawing Markdown on the interface
+    thread (Textual's widget, or Rich's renderable in a Static) froze the app for seconds."""
+    console = Console(width=width, file=io.StringIO(), force_terminal=True, color_system="truecolor", legacy_windows=False)
+    console.print(Markdown(markdown))
+    return Text.from_ansi(console.file.getvalue(), no_wrap=True)
 
 
 def default_path(scope: reports.Scope, today: date) -> str:
@@ -83,8 +116,9 @@ class ReportsScreen(Screen):
             yield Label("Since", classes="box-label")
             yield Input(placeholder="YYYY-MM-DD", id="since", max_length=10)
         yield Static("", id="report-understood")
+        yield LoadingIndicator(id="building")
         with VerticalScroll(id="report-preview"):
-            yield Markdown("Building the report…", id="report")
+            yield Static("Building the report…", id="report")  # one widget: Textual's Markdown froze the app for seconds
         with Horizontal(id="report-save"):
             yield Label("Write to", classes="box-label")
             yield Input(id="report-path")
@@ -104,9 +138,13 @@ class ReportsScreen(Screen):
     @on(Input.Changed, "#since")
     def _typed(self) -> None:
         if self._timer is None:
-            self._timer = self.set_timer(DEBOUNCE_S, self.action_refresh)
+            self._timer = self.set_timer(DEBOUNCE_S, self._typed_pause)
         else:
             self._timer.reset()
+
+    def _typed_pause(self) -> None:
+        self._timer = None
+        self.action_refresh(picked=False)
 
     @on(Input.Submitted, "#scope")
     @on(Input.Submitted, "#since")
@@ -117,21 +155,28 @@ class ReportsScreen(Screen):
     def _path_submitted(self) -> None:
         self.action_write()
 
-    def _read(self) -> Asked | None:
+    def _read(self, picked: bool = True) -> Asked | None:
         try:
-            return read_boxes(self.query_one("#scope", Input).value, self.query_one("#since", Input).value, self.app.today())
+            return read_boxes(self.query_one("#scope", Input).value, self.query_one("#since", Input).value, self.app.today(), picked)
         except ValueError as err:
-            self.query_one("#report-understood", Static).update(f"[b]⚠ {err}[/]")
+            self.query_one("#report-understood", Static).update(Text(f"⚠ {err}", style="bold"))
             return None
 
-    def action_refresh(self) -> None:
-        """Build the report for what the boxes say, away from the interface thread."""
+    def action_refresh(self, picked: bool = True) -> None:
+        """Build the report for what the boxes say, away from the interface thread.
+
+        ``picked``: enter or f5 was pressed, so a partly typed name takes its best match (shown in the box).
+        """
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        asked = self._read()
+        asked = self._read(picked)
         if asked is None:
             return
+        if picked and asked.scope.code and self.query_one("#scope", Input).value.strip().upper() != asked.scope.code:
+            with self.query_one("#scope", Input).prevent(Input.Changed):
+                self.query_one("#scope", Input).value = asked.scope.code  # what was chosen, plainly
+        self.query_one("#building").display = True
         today = self.app.today()
         path_box = self.query_one("#report-path", Input)
         if not path_box.value or self.asked is None or path_box.value == default_path(self.asked.scope, today):
@@ -140,18 +185,22 @@ class ReportsScreen(Screen):
         self.query_one("#report-understood", Static).update(
             f"{asked.scope.label} · changes since {asked.since.isoformat()} · building…")
 
-        def build(register) -> tuple[Asked, reports.ReportData, str]:
+        width = max(self.query_one("#report-preview").content_region.width, 40)
+
+        def build(register) -> tuple[Asked, reports.ReportData, str, Text]:
             data = reports.build_report(register, asked.scope, since=asked.since, today=today, limit=PREVIEW_LIMIT)
-            return asked, data, reports.render_markdown(data)
+            text = reports.render_markdown(data)
+            return asked, data, text, laid_out(text, width)
 
         self.app.in_background(build, self._show, group="report-preview", exclusive=True)
 
-    def _show(self, built: tuple[Asked, reports.ReportData, str]) -> None:
-        asked, data, text = built
+    def _show(self, built: tuple[Asked, reports.ReportData, str, Text]) -> None:
+        asked, data, text, preview = built
         if asked != self.asked:
             return  # the boxes changed while this one was being built
         self.markdown_text = text
-        self.query_one("#report", Markdown).update(text)
+        self.query_one("#building").display = False
+        self.query_one("#report", Static).update(preview)
         t = data.totals
         self.query_one("#report-understood", Static).update(
             f"{data.scope_label} · since {data.since.isoformat()} · {t.open} open, {t.escalated} escalated, "
