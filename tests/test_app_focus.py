@@ -84,5 +84,7 @@ async def test_the_focused_field_stands_out_in_every_theme(fixed: Register, them
                 assert focused[1] != unfocused[1] or apart(focused[0], unfocused[0]) >= CLEARLY_APART, f"{name} in {theme}"
                 continue
             assert apart(focused[0], unfocused[0]) >= CLEARLY_APART, f"focused {name} looks like unfocused in {theme}: {focused} vs {unfocused}"
+            if widget.has_class("-textual-compact"):
+                assert face(widget).styles.border_top[0] in ("", "none"), f"a border hides the one line of {name} when focused"
             if label is not None:
                 assert apart(in_256_colours(label.rich_style.bgcolor), label_before) >= CLEARLY_APART, f"the label of {name} is not marked in {theme}"

@@ -169,3 +169,35 @@ async def test_the_highlighted_row_stays_on_screen_when_the_filters_are_cleared(
         await pilot.press("enter")
         await settle(pilot)
         assert app.screen.issue_id == kept.id
+
+
+async def test_typing_in_the_form_does_not_lay_the_screen_out_and_long_text_scrolls(fixed: Register, monkeypatch) -> None:
+    """Each key used to lay the whole form out again (25-70 ms a key); bench/bench_key_echo.py times it."""
+    from textual.screen import Screen
+
+    app = app_on(fixed)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        box = app.screen.query_one("#title")
+        box.focus()
+        await pilot.pause(0.5)
+        await settle(pilot)
+        layouts = 0
+        original = Screen._refresh_layout
+
+        def counting(self, *args, **kwargs):
+            nonlocal layouts
+            layouts += 1
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Screen, "_refresh_layout", counting)
+        text = "Burst bulk main on Oxford Street next to the taxi rank, water everywhere now"
+        await pilot.press(*text)
+        await pilot.pause()
+        assert box.value == text
+        assert layouts <= 2, f"{layouts} layouts for {len(text)} keys"
+        assert box.scroll_x > 0, "a long title scrolls sideways to keep the cursor in view"
+        await pilot.pause(0.1)
+        assert "water everywhere now" in screen_text(app)

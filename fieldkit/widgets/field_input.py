@@ -15,10 +15,17 @@ handled when it moved focus stay here, where they were typed.
 from __future__ import annotations
 
 from textual import events
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import Input
 
 
 class FieldInput(Input):
+    #: Textual's Input sets its virtual size on every keystroke (the text's width, for scrolling
+    #: sideways), and the base reactive lays the whole screen out again each time: 25-70 ms a key
+    #: in the capture form. A one-line box never changes the layout around it; it only repaints.
+    virtual_size = Reactive(Size(0, 0), layout=False)
+
     _after_enter = False
 
     def on_focus(self, event: events.Focus) -> None:
