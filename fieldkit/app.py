@@ -76,7 +76,7 @@ OPTIONAL_SCREENS = {
 #: are off while a form, a dialog or a text box has the keyboard, so typing never triggers them.
 LETTER_ACTIONS = frozenset({"new_issue", "search", "dashboard", "register", "sync", "reports", "lessons", "help", "leave", "practice"})
 
-PRACTICE_TITLE = "fieldkit · PRACTICE register: made-up issues, never sent"
+PRACTICE_TITLE = "fieldkit · PRACTICE: made-up, never sent"
 
 
 def _dashboard() -> Screen:

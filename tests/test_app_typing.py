@@ -201,3 +201,20 @@ async def test_typing_in_the_form_does_not_lay_the_screen_out_and_long_text_scro
         assert box.scroll_x > 0, "a long title scrolls sideways to keep the cursor in view"
         await pilot.pause(0.1)
         assert "water everywhere now" in screen_text(app)
+
+
+async def test_a_municipality_picked_with_enter_then_a_ward_typed_straight_after(fixed: Register) -> None:
+    """Typed as one burst in tmux: "buf⏎12" left "BUF Buffalo City" shown but nothing chosen, and no ward."""
+    app = app_on(fixed)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        burst(app, *"buf", "enter", *"12")
+        await settle(pilot)
+        await pilot.pause(0.1)
+        form = app.screen
+        assert form.query_one("#municipality").value == "BUF"
+        assert form.query_one("#municipality-input").value == "BUF Buffalo City (EC, metro)"
+        assert form.query_one("#ward").value == "12"
+        assert "Choose a municipality from the list" not in screen_text(app)

@@ -46,8 +46,9 @@ class FirstRunScreen(Screen):
             yield Static("", id="name-problem", classes="problem")
             yield Label("Municipalities you cover: type a name or code, enter adds it (or takes it out)")
             yield MunicipalityPicker(multiple=True, compact=True, id="my-municipalities")
-            yield Checkbox(f"Practise first, in a separate practice register ({practice.ISSUES} made-up issues in my municipalities; "
-                           "never sent, P switches back, and it can be thrown away)", value=False, id="practice")
+            yield Label(f"Practise first? A separate practice register: {practice.ISSUES} made-up issues in your municipalities, "
+                        "never sent to the central server; P switches back, and it can be thrown away.")
+            yield Checkbox("Practise first", value=False, id="practice")
             with Horizontal(id="buttons"):
                 yield Button("Start (ctrl+s)", id="start", variant="primary")
             with Vertical(id="working"):

@@ -14,6 +14,8 @@ handled when it moved focus stay here, where they were typed.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from textual import events
 from textual.geometry import Size
 from textual.reactive import Reactive
@@ -28,6 +30,11 @@ class FieldInput(Input):
 
     _after_enter = False
 
+    def __init__(self, *args: Any, on_enter: Callable[[], bool] | None = None, **kwargs: Any) -> None:
+        """``on_enter``: asked first when enter is pressed, in turn with the typing; True if it dealt with it."""
+        super().__init__(*args, **kwargs)
+        self.on_enter = on_enter
+
     def on_focus(self, event: events.Focus) -> None:
         self._after_enter = False
 
@@ -35,7 +42,8 @@ class FieldInput(Input):
         if event.key == "enter":
             event.stop()
             event.prevent_default()
-            await self.action_submit()
+            if not (self.on_enter is not None and self.on_enter()):
+                await self.action_submit()
             self._after_enter = True
             return
         focused = self.screen.focused if self.is_attached else None

@@ -77,7 +77,8 @@ class MunicipalityPicker(Vertical, can_focus=False):
 
     def compose(self) -> ComposeResult:
         shown = "" if self.multiple or not self.value else describe(self.value)
-        yield FieldInput(shown, placeholder=self._placeholder, compact=self._compact, id=f"{self.id}-input" if self.id else None)
+        yield FieldInput(shown, placeholder=self._placeholder, compact=self._compact, id=f"{self.id}-input" if self.id else None,
+                         on_enter=None if self.multiple else self._enter_now)
         yield Matches()
         if self.multiple:
             yield Static(self._chosen_text(), classes="chosen")
@@ -109,7 +110,7 @@ class MunicipalityPicker(Vertical, can_focus=False):
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
         event.stop()
-        text = event.value
+        text = self.input.value  # what the box holds now: a change read late must not undo a pick made since
         if not self.multiple and self.value and text == describe(self.value):
             return
         self._show_matches(text)
@@ -125,6 +126,19 @@ class MunicipalityPicker(Vertical, can_focus=False):
             self.post_message(self.Changed(self, self.value, tuple(self.values)))
         if not self.multiple and self.value:
             self.screen.focus_next()
+
+    def _enter_now(self) -> bool:
+        """Enter, handled in turn with the keys typed around it ("buf⏎12" fast): take the best match
+        for what the box holds now, then hand the keyboard to the next field before "12" arrives."""
+        text = self.input.value
+        if not (self.value and text == describe(self.value)):
+            self._show_matches(text)
+            if not self.commit():
+                return False
+        if not self.value:
+            return False
+        self.screen.focus_next()
+        return True
 
     def commit(self) -> bool:
         """Take the highlighted match, if matches are shown; returns whether one was taken."""
