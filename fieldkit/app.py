@@ -247,6 +247,9 @@ class FieldkitApp(App[int]):
 
         async def ready(register: Register) -> None:
             self.practice_register = register
+            if self.busy_elsewhere():
+                self.notify("The practice register is ready: P switches to it when this is done.", title="Practice", timeout=8)
+                return
             await self.use_register(register)
             self.notify("This is the practice register: made-up issues, never sent to the central server. "
                         "P goes back to your own register.", title="Practice", timeout=8)
@@ -255,12 +258,21 @@ class FieldkitApp(App[int]):
 
         self.in_background(lambda _r: practice.open_practice(self.home, name, municipalities), ready, group="practice")
 
+    def busy_elsewhere(self) -> bool:
+        """A form or a question is open somewhere: switching registers now would throw it away."""
+        return any(getattr(screen, "FORM", False) or screen.is_modal
+                   for stack in self._screen_stacks.values() for screen in stack)
+
     async def action_practice(self) -> None:
         """To the practice register; from it, back to your own (keeping it, or throwing it away)."""
         from fieldkit import practice
 
         if not self.in_practice:
+            if self.practice_register is not None:
+                await self.use_register(self.practice_register)
+                return
             settings = self.real_register.settings()
+            self.notify("Making the practice register…", timeout=4)
             self.open_practice(settings.get("name") or "", list(settings.get("municipalities") or []))
             return
         from fieldkit.screens.dialogs import ConfirmScreen
