@@ -92,10 +92,14 @@ async def measure(home: Path) -> dict[str, list[float]]:
     app = Timed(register)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause(0.5)
+            from fieldkit.screens.capture import CaptureScreen
+
+            while app.started_in_ms is None:  # the dashboard is up: the app takes keys
+                await pilot.pause(0.1)
             await app.workers.wait_for_complete()
-            await pilot.press("n")
-            await pilot.pause(0.3)
+            while not isinstance(app.screen, CaptureScreen):
+                await pilot.press("n")
+                await pilot.pause(0.5)
             form = app.screen
             form.query_one("#title").focus()
             await pilot.pause(0.3)
