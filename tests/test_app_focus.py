@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.color import Color, ColorSystem
 from textual.widget import Widget
-from textual.widgets import Button, Input, Select, TextArea
+from textual.widgets import Button, Select
 from textual.widgets._select import SelectCurrent
 
 from fieldkit.app import THEMES

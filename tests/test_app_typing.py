@@ -218,3 +218,22 @@ async def test_a_municipality_picked_with_enter_then_a_ward_typed_straight_after
         assert form.query_one("#municipality-input").value == "BUF Buffalo City (EC, metro)"
         assert form.query_one("#ward").value == "12"
         assert "Choose a municipality from the list" not in screen_text(app)
+
+
+async def test_un_ticking_an_action_keeps_its_done_line_in_the_timeline(fixed: Register) -> None:
+    app = app_on(fixed)
+    issue_id = next(r.id for r in fixed.find() if r.title.startswith("Clinic"))
+    fixed.add_action(issue_id, "Deliver a water tank", "CFO", "2026-03-09")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_issue(issue_id)
+        await settle(pilot)
+        await pilot.press("tab", "x")  # to the actions, tick it off
+        await settle(pilot)
+        assert "Done: Deliver a water tank" in screen_text(app)
+        await pilot.press("x")  # and open it again
+        await settle(pilot)
+        text = screen_text(app)
+        assert fixed.actions(issue_id)[0]["done"] is False
+        assert "Done: Deliver a water tank" in text, "un-ticking rewrote the timeline"
+        assert "Open again: Deliver a water tank" in text
