@@ -194,12 +194,17 @@ class FieldkitApp(App[int]):
     def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.set_interval(LOOK_FOR_SAVES_S, self.look_for_other_saves)
+        self.in_background(lambda r: r.unsynced_record_ids(), self._unsynced_loaded, group="unsynced")
         if not self.settings.get("first_run_done"):
             from fieldkit.screens.first_run import FirstRunScreen
 
             self.push_screen(FirstRunScreen(), self._first_run_finished)
         else:
             self.call_after_refresh(self.offer_draft)
+
+    def _unsynced_loaded(self, unsynced: set[str]) -> None:
+        """What is on its way to the central server (the issue screen marks it), read once at start."""
+        self.unsynced = unsynced
 
     def _first_run_finished(self, _result: object = None) -> None:
         self.register_changed.publish(set())

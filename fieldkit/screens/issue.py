@@ -104,12 +104,20 @@ class SyncState:
     refused: tuple[str, ...] = ()
 
 
-def sync_state_of(register: Register, issue_id: str) -> SyncState:
-    """Whether the issue or any of its notes, actions and status changes waits, or was refused."""
+def sync_state_of(register: Register, issue_id: str, unsynced: set[str]) -> SyncState:
+    """Whether the issue or any of its notes, actions and status changes waits, or was refused.
+
+    ``unsynced``: the records with anything in the outbox (the app keeps it), so an issue with
+    nothing on its way costs no look at the outbox.
+    """
     ids = {issue_id, *(c["id"] for c in register.notes(issue_id)), *(c["id"] for c in register.actions(issue_id)),
            *(c["id"] for c in register.status_changes(issue_id))}
-    refused = tuple(dict.fromkeys(e["reason"] for e in register.rejected_ops() if e["op"]["id"] in ids))
-    waiting = any(op["id"] in ids for op in register.pending_ops())
+    on_the_way = ids & unsynced
+    if not on_the_way:
+        return SyncState()
+    rejected = [e for e in register.rejected_ops() if e["op"]["id"] in on_the_way]
+    refused = tuple(dict.fromkeys(e["reason"] for e in rejected))
+    waiting = bool(on_the_way - {e["op"]["id"] for e in rejected}) or any(op["id"] in on_the_way for op in register.pending_ops())
     return SyncState(waiting, refused)
 
 
@@ -233,7 +241,8 @@ class IssueScreen(Screen):
         issue_id = self.issue_id
 
         def read(register: Register):
-            return register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id), sync_state_of(register, issue_id)
+            unsynced = self.app.unsynced
+            return register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id), sync_state_of(register, issue_id, unsynced)
 
         self._show(*self.app.read(read))
 
