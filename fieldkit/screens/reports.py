@@ -9,23 +9,23 @@ in .html. The figures come from ``fieldkit.reports``, the same as the command li
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from rich.console import Console
 from rich.markdown import Markdown
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.widgets import Header, Input, Label, LoadingIndicator, Static
 
 from fieldkit import refdata, reports
 from fieldkit.widgets.key_footer import KeyFooter
+from fieldkit.widgets.prerendered import Prerendered, lay_out
 
 DEBOUNCE_S = 0.4
 #: Lines a list shows in the preview: Textual's Markdown widget takes seconds over the full
@@ -77,14 +77,6 @@ def read_boxes(scope_text: str, since_text: str, today: date, picked: bool = Tru
     return Asked(scope, since)
 
 
-def laid_out(markdown: str, width: int) -> Text:
-    """The report as it reads, laid out on the worker thread: drawing Markdown on the interface
-    thread (Textual's widget, or Rich's renderable in a Static) froze the app for seconds."""
-    console = Console(width=width, file=io.StringIO(), force_terminal=True, color_system="truecolor", legacy_windows=False)
-    console.print(Markdown(markdown))
-    return Text.from_ansi(console.file.getvalue(), no_wrap=True)
-
-
 def default_path(scope: reports.Scope, today: date) -> str:
     slug = scope.code.lower() if scope.code else "all"
     return str(Path.home() / f"status-report-{slug}-{today.isoformat()}.md")
@@ -117,8 +109,7 @@ class ReportsScreen(Screen):
             yield Input(placeholder="YYYY-MM-DD", id="since", max_length=10)
         yield Static("", id="report-understood")
         yield LoadingIndicator(id="building")
-        with VerticalScroll(id="report-preview"):
-            yield Static("Building the report…", id="report")  # one widget: Textual's Markdown froze the app for seconds
+        yield Prerendered(id="report-preview")  # laid out by the worker: Textual's Markdown froze the app for seconds
         with Horizontal(id="report-save"):
             yield Label("Write to", classes="box-label")
             yield Input(id="report-path")
@@ -185,22 +176,22 @@ class ReportsScreen(Screen):
         self.query_one("#report-understood", Static).update(
             f"{asked.scope.label} · changes since {asked.since.isoformat()} · building…")
 
-        width = max(self.query_one("#report-preview").content_region.width, 40)
+        width = self.query_one("#report-preview").scrollable_content_region.width or self.app.size.width - 4  # before layout
 
-        def build(register) -> tuple[Asked, reports.ReportData, str, Text]:
+        def build(register) -> tuple[Asked, reports.ReportData, str, list[Strip]]:
             data = reports.build_report(register, asked.scope, since=asked.since, today=today, limit=PREVIEW_LIMIT)
             text = reports.render_markdown(data)
-            return asked, data, text, laid_out(text, width)
+            return asked, data, text, lay_out(Markdown(text), width)
 
         self.app.in_background(build, self._show, group="report-preview", exclusive=True)
 
-    def _show(self, built: tuple[Asked, reports.ReportData, str, Text]) -> None:
+    def _show(self, built: tuple[Asked, reports.ReportData, str, list[Strip]]) -> None:
         asked, data, text, preview = built
         if asked != self.asked:
             return  # the boxes changed while this one was being built
         self.markdown_text = text
         self.query_one("#building").display = False
-        self.query_one("#report", Static).update(preview)
+        self.query_one(Prerendered).show(preview)
         t = data.totals
         self.query_one("#report-understood", Static).update(
             f"{data.scope_label} · since {data.since.isoformat()} · {t.open} open, {t.escalated} escalated, "
