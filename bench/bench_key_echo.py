@@ -54,7 +54,7 @@ def register_home(issues: int) -> Path:
         register.close()
         (built / "done").write_text("built\n")
     work = Path(tempfile.mkdtemp(prefix="fieldkit-key-echo-"))
-    shutil.copytree(built, work, dirs_exist_ok=True)
+    shutil.copytree(built, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("backups"))  # the store's safety copies: gigabytes, not needed
     return work
 
 
