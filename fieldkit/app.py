@@ -149,12 +149,14 @@ class FieldkitApp(App[int]):
         Binding("P", "practice", "Practice", show=False, priority=True, id="practice",
                 tooltip="Switch between your register and the practice register (made-up issues, never sent)."),
         Binding("question_mark", "help", "Help", tooltip="Every key, on this screen and everywhere.", priority=True, id="help"),
-        Binding("f1", "help('always')", "Help", show=False, tooltip="Every key, even while typing in a form.", id="help-f1"),
+        Binding("f1", "help('always')", "Help", tooltip="Every key, even while typing in a form.", id="help-f1"),
         Binding("ctrl+t", "next_theme", "Next theme", show=False, tooltip="Dark, light, or high contrast for bright sunlight.", id="next-theme"),
         Binding("tab", "app.focus_next", "Next field", show=False, priority=True,
                 tooltip="Move to the next field (handled in turn with fast typing).", id="next-field"),
         Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True,
                 tooltip="Move to the previous field.", id="previous-field"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit-anywhere",
+                tooltip="Leave fieldkit from anywhere, even a form (the form is kept as a draft)."),
         Binding("q", "leave", "Quit", tooltip="Leave fieldkit; an unsaved form is kept as a draft (ctrl+q works even in a form).", priority=True, id="quit"),
     ]
 

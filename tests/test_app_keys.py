@@ -162,3 +162,17 @@ async def test_the_command_palette_lists_each_command_once(fixed: Register) -> N
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert len(titles) == len(set(titles)), sorted(t for t in titles if titles.count(t) > 1)
         assert "Theme" in titles
+
+
+async def test_help_and_quit_stay_in_the_footer_of_a_form(fixed: Register) -> None:
+    from test_app_helpers import screen_text
+
+    app = app_on(fixed)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await go(pilot, PLACES["capture"])
+        footer = screen_text(app).rstrip("\n").splitlines()[-1]
+        assert "f1 Help" in footer and "^q Quit" in footer, footer
+        await pilot.press("escape")
+        await settle(pilot)
+        footer = screen_text(app).rstrip("\n").splitlines()[-1]
+        assert "f1" not in footer and "^q" not in footer, f"one Help and one Quit on the dashboard: {footer}"

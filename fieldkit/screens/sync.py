@@ -117,6 +117,7 @@ class SyncScreen(Screen):
     def _show_refused(self, refused: list[Refused]) -> None:
         """Refused changes, each with the reason; enter opens the issue, ctrl+d stops sending one."""
         self.refused = refused
+        self.refresh_bindings()
         box = self.query_one("#refused-box")
         box.display = bool(refused)
         if not refused:
@@ -128,6 +129,10 @@ class SyncScreen(Screen):
         options.clear_options()
         options.add_options(Option(f"✗ {r.what} — {r.reason}", id=r.op_id) for r in refused[:REFUSED_SHOWN])
         options.highlighted = 0
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The refused-change keys are offered only while there are refused changes."""
+        return bool(self.refused) if action in ("retry_refused", "stop_sending") else True
 
     def _highlighted_refused(self) -> Refused | None:
         options = self.query_one("#refused", OptionList)
