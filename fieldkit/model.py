@@ -268,7 +268,8 @@ def check_ward(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return f"Ward must be a whole number, not '{shown(value)}'"
     if not 1 <= value <= WARD_MAX:
-        return f"Ward {value} is not a ward number; wards are numbered from 1"
+        return (f"Ward {value} is not a ward number: fieldkit checks only that a ward is a whole number from 1 to {WARD_MAX} "
+                "(it does not yet know how many wards each municipality has; check the number with the municipality)")
     return None
 
 

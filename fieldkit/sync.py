@@ -424,6 +424,10 @@ def sync(register, server: str | None = None, token: str | None = None,
     inject faults). Plain HTTP goes only to this machine unless ``insecure``;
     over https a store without an authority's certificate is pinned on first use.
     """
+    from fieldkit import practice
+
+    if practice.is_practice(register):
+        return SyncResult(0, 0, [], [], "", False, practice.REFUSED)
     remembered = register.sync_state()
     url = server or (client.server if client else None) or remembered.get("server")
     token = token or remembered.get("token")
@@ -469,3 +473,29 @@ def sync_status(register) -> dict[str, Any]:
         "last_error": state.get("last_error"),
         "last_attempt_at": state.get("last_attempt_at"),
     }
+
+
+#: What a person can do about a refused change, said wherever refused changes are shown.
+REFUSED_ADVICE = ("ask your coordinator to widen your account's scope, change the issue's municipality, "
+                  "or stop sending the change")
+
+
+def refused_summary(refused: list[tuple[str, str]], examples: int = 3) -> list[str]:
+    """Refused changes in a few lines: how many for each reason, the first few, how to see them all.
+
+    A laptop whose account lost a municipality can have thousands refused; one line each buries the rest.
+    """
+    if not refused:
+        return []
+    by_reason: dict[str, list[str]] = {}
+    for what, reason in refused:
+        by_reason.setdefault(reason, []).append(what)
+    lines = [f"refused by the central store: {len(refused):,} change{'s' if len(refused) != 1 else ''} "
+             "(kept on this laptop, marked refused):"]
+    for reason, changes in sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0])):
+        shown = ", ".join(changes[:examples])
+        more = f" and {len(changes) - examples:,} more" if len(changes) > examples else ""
+        lines.append(f"  {len(changes):,} × {reason} — e.g. {shown}{more}")
+    lines.append(f"  `fieldkit sync --rejected` lists them all; {REFUSED_ADVICE} "
+                 "(`fieldkit sync --retry-rejected` sends them again once dealt with)")
+    return lines

@@ -156,15 +156,14 @@ def _print_result(result) -> None:
         print(f"synced with {result.server}: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
     elif result.sent or result.received:
         print(f"before stopping: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
-    sections = (
-        (result.rejected, "refused by the central store (kept on this laptop, marked; `fieldkit sync --rejected` lists them):"),
-        (result.deferred, "waiting for records still on their way (sent again next time):"),
-    )
-    for entries, heading in sections:
-        if entries:
-            print(heading)
-            for what, reason in entries:
-                print(safe_for_terminal(f"  {what}: {reason}"))
+    from fieldkit.sync import refused_summary
+
+    for line in refused_summary(result.rejected):
+        print(line)
+    if result.deferred:
+        print("waiting for records still on their way (sent again next time):")
+        for what, reason in result.deferred:
+            print(safe_for_terminal(f"  {what}: {reason}"))
     if result.conflicts:
         print("conflicts — two people changed the same field; the value kept is shown (`fieldkit resolve` settles them):")
         for line in result.conflicts:

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Select, Static, TextArea
+from textual.widgets import Button, Header, Input, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.widgets.select import InvalidSelectValueError
 
@@ -29,6 +29,7 @@ from fieldkit import model, refdata
 from fieldkit.filters import IssueFilter, IssueRow
 from fieldkit.register import Register
 from fieldkit.widgets.field_input import FieldInput
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.municipality_picker import MunicipalityPicker
 from fieldkit.widgets.register_list import STATUS_LABELS
 
@@ -152,7 +153,7 @@ class CaptureScreen(Screen):
             with Horizontal(id="form-buttons"):
                 yield Button("Save (ctrl+s)", id="save", variant="primary")
                 yield Button("Back (esc)", id="leave")
-        yield Footer()
+        yield KeyFooter()
 
     def _row(self, name: str, label: str, widget: Widget) -> ComposeResult:
         with Horizontal(classes="field", id=f"{name}-row"):

@@ -7,6 +7,7 @@ choosing which value stands.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -17,13 +18,16 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widget import AwaitMount
+from textual.widgets import Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from fieldkit import model, refdata
 from fieldkit.register import Register, TimelineEntry
 from fieldkit.safe_text import safe_for_terminal
 from fieldkit.screens.dialogs import ActionScreen, ChoiceScreen, NoteScreen, StatusScreen
+from fieldkit.sync import REFUSED_ADVICE
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.register_list import SEVERITY_LABELS, UNSYNCED_MARK
 
 TIMELINE_LABELS = {
@@ -32,7 +36,24 @@ TIMELINE_LABELS = {
     "note": "note",
     "action": "action",
     "action_done": "done",
+    "action_reopened": "reopened",
 }
+
+
+def with_reopened_actions(entries: list[TimelineEntry], actions: list[dict[str, Any]]) -> list[TimelineEntry]:
+    """The timeline with actions ticked off and then opened again: both the "done" and the "reopened".
+
+    Un-ticking keeps who ticked it and when on the action, so the "done" line stays in the record
+    instead of vanishing; the un-ticking is the action's last change.
+    """
+    extra = []
+    for action in actions:
+        if action.get("done") or not action.get("done_at"):
+            continue
+        extra.append(TimelineEntry(action["done_at"], "action_done", action.get("done_by", ""), f"Done: {action['text']}", action["id"]))
+        extra.append(TimelineEntry(action.get("updated_at", ""), "action_reopened", action.get("updated_by", ""),
+                                   f"Open again: {action['text']}", action["id"]))
+    return sorted([*entries, *extra], key=lambda e: (e.at, e.kind != "created"))
 
 
 def local_time(stamp: str) -> str:
@@ -48,7 +69,7 @@ def local_time(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def ask_status(app: App, issue_id: str) -> None:
+def ask_status(app: App, issue_id: str) -> AwaitMount:
     """Ask where the issue goes next and why, then save it (used by the register list too)."""
     values = app.read(lambda r: r.issue_values(issue_id))
     ref = values.get("ref", "")
@@ -60,10 +81,10 @@ def ask_status(app: App, issue_id: str) -> None:
         app.write(lambda r: r.change_status(issue_id, status, note or None),
                   lambda _v: app.notify(f"{ref} is now {model.STATUSES[status].lower()}.", timeout=3))
 
-    app.push_screen(StatusScreen(values.get("status", "new"), ref), chosen)
+    return app.push_screen(StatusScreen(values.get("status", "new"), ref), chosen)
 
 
-def ask_action(app: App, issue_id: str) -> None:
+def ask_action(app: App, issue_id: str) -> AwaitMount:
     """Ask what must happen, who and by when, then save the follow-up action."""
     ref = app.read(lambda r: r.issue_values(issue_id)).get("ref", "")
 
@@ -73,10 +94,35 @@ def ask_action(app: App, issue_id: str) -> None:
         app.write(lambda r: r.add_action(issue_id, answer["text"], answer["owner"], answer["due"]),
                   lambda _v: app.notify(f"Follow-up action added to {ref}.", timeout=3))
 
-    app.push_screen(ActionScreen(app.today()), chosen)
+    return app.push_screen(ActionScreen(app.today()), chosen)
 
 
-def field_table(values: dict[str, Any], unsynced: bool) -> Table:
+@dataclass(frozen=True)
+class SyncState:
+    """This issue's changes on their way: not yet sent, and refused by the central server (with why)."""
+
+    waiting: bool = False
+    refused: tuple[str, ...] = ()
+
+
+def sync_state_of(register: Register, issue_id: str, unsynced: set[str]) -> SyncState:
+    """Whether the issue or any of its notes, actions and status changes waits, or was refused.
+
+    ``unsynced``: the records with anything in the outbox (the app keeps it), so an issue with
+    nothing on its way costs no look at the outbox.
+    """
+    ids = {issue_id, *(c["id"] for c in register.notes(issue_id)), *(c["id"] for c in register.actions(issue_id)),
+           *(c["id"] for c in register.status_changes(issue_id))}
+    on_the_way = ids & unsynced
+    if not on_the_way:
+        return SyncState()
+    rejected = [e for e in register.rejected_ops() if e["op"]["id"] in on_the_way]
+    refused = tuple(dict.fromkeys(e["reason"] for e in rejected))
+    waiting = bool(on_the_way - {e["op"]["id"] for e in rejected}) or any(op["id"] in on_the_way for op in register.pending_ops())
+    return SyncState(waiting, refused)
+
+
+def field_table(values: dict[str, Any], sync: SyncState) -> Table:
     """Every field of the issue, in the order of the capture form; empty ones left out."""
     table = Table.grid(padding=(0, 1))
     table.add_column("field", style="bold", no_wrap=True)
@@ -110,7 +156,11 @@ def field_table(values: dict[str, Any], unsynced: bool) -> Table:
         add("Needs", f"{model.NEED_KINDS.get(need.get('kind', ''), need.get('kind'))}: {need.get('detail', '')}{support}")
     add("Captured", f"{local_time(values.get('created_at', ''))} by {values.get('created_by', '')}")
     add("Last change", f"{local_time(values.get('updated_at', ''))} by {values.get('updated_by', '')}")
-    if unsynced:
+    if sync.refused:
+        table.add_row(Text("Sync", style="bold"), Text(
+            f"✗ REFUSED by the central server: {'; '.join(sync.refused)}. What you can do: {REFUSED_ADVICE} (sync screen, y).",
+            style="bold"))
+    if sync.waiting:
         add("Sync", f"{UNSYNCED_MARK} changes not yet sent to the central server")
     return table
 
@@ -151,10 +201,10 @@ class IssueScreen(Screen):
     BINDING_GROUP_TITLE = "Issue"
     AUTO_FOCUS = "#body"
     BINDINGS = [
-        Binding("e", "edit", "Edit", tooltip="Change the issue's fields.", id="issue-edit"),
-        Binding("s", "status", "Status", tooltip="Change the status (say why when escalating or closing).", id="issue-status"),
-        Binding("N", "note", "Note", tooltip="Add a note to the timeline.", id="issue-note"),
-        Binding("a", "add_action", "Action", tooltip="Add a follow-up action with owner and due date.", id="issue-action"),
+        Binding("e", "edit", "Edit", tooltip="Change the issue's fields.", id="issue-edit", priority=True),
+        Binding("s", "status", "Status", tooltip="Change the status (say why when escalating or closing).", id="issue-status", priority=True),
+        Binding("N", "note", "Note", tooltip="Add a note to the timeline.", id="issue-note", priority=True),
+        Binding("a", "add_action", "Action", tooltip="Add a follow-up action with owner and due date.", id="issue-action", priority=True),
         Binding("x", "toggle_action", "Done", tooltip="Tick off (or un-tick) the highlighted follow-up action.", id="issue-action-done"),
         Binding("escape", "back", "Back", tooltip="Back to where you came from.", id="issue-back"),
     ]
@@ -178,7 +228,7 @@ class IssueScreen(Screen):
         with Vertical(id="actions-box"):
             yield Label("Follow-up actions — a adds, x ticks off the highlighted one (tab to choose)", classes="section")
             yield OptionList(id="actions")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.app.register_changed.subscribe(self, lambda _ids: self.load())
@@ -192,11 +242,12 @@ class IssueScreen(Screen):
         issue_id = self.issue_id
 
         def read(register: Register):
-            return register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id), issue_id in self.app.unsynced
+            unsynced = self.app.unsynced
+            return register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id), sync_state_of(register, issue_id, unsynced)
 
         self._show(*self.app.read(read))
 
-    def _show(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], unsynced: bool) -> None:
+    def _show(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], sync: SyncState) -> None:
         self.issue, self.actions = issue, actions
         values = issue.values
         self.sub_title = f"Issue {issue.ref}"
@@ -206,7 +257,7 @@ class IssueScreen(Screen):
         if values.get("deleted"):
             title.append("  (deleted)", style="italic")
         self.query_one("#issue-title", Static).update(title)
-        self.query_one("#issue-fields", Static).update(field_table(values, unsynced))
+        self.query_one("#issue-fields", Static).update(field_table(values, sync))
         self._show_conflicts(issue)
         today = self.app.today()
         actions_list = self.query_one("#actions", OptionList)
@@ -217,7 +268,7 @@ class IssueScreen(Screen):
             actions_list.highlighted = min(highlighted or 0, len(actions) - 1)
         else:
             actions_list.add_option(Option("No follow-up actions yet.", disabled=True))
-        self.query_one("#timeline", Static).update(timeline_table(timeline))
+        self.query_one("#timeline", Static).update(timeline_table(with_reopened_actions(timeline, actions)))
 
     def _show_conflicts(self, issue: model.Issue) -> None:
         conflicts = self.query_one("#conflicts", OptionList)
@@ -262,23 +313,30 @@ class IssueScreen(Screen):
         self.app.write(lambda r: r.set_action_done(action["id"], done),
                        lambda _v: self.notify("Action ticked off." if done else "Action open again.", timeout=3))
 
-    def action_edit(self) -> None:
-        self.app.open_capture(issue_id=self.issue_id)
+    # The keys that open a form are priority keys, handled in turn with the keys typed after them;
+    # the form has the keyboard before those are handed out.
 
-    def action_status(self) -> None:
-        ask_status(self.app, self.issue_id)
+    async def action_edit(self) -> None:
+        await self.app.open_capture(issue_id=self.issue_id)
+        self.app.screen.take_the_keyboard()
 
-    def action_add_action(self) -> None:
-        ask_action(self.app, self.issue_id)
+    async def action_status(self) -> None:
+        await ask_status(self.app, self.issue_id)
+        self.app.screen.take_the_keyboard()
 
-    def action_note(self) -> None:
+    async def action_add_action(self) -> None:
+        await ask_action(self.app, self.issue_id)
+        self.app.screen.take_the_keyboard()
+
+    async def action_note(self) -> None:
         issue_id = self.issue_id
 
         def written(text: str | None) -> None:
             if text:
                 self.app.write(lambda r: r.add_note(issue_id, text), lambda _v: self.notify("Note added.", timeout=3))
 
-        self.app.push_screen(NoteScreen(), written)
+        await self.app.push_screen(NoteScreen(), written)
+        self.app.screen.take_the_keyboard()
 
     def action_back(self) -> None:
         self.dismiss()
