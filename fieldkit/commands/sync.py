@@ -159,7 +159,7 @@ def _print_result(result) -> None:
     from fieldkit.sync import refused_summary
 
     for line in refused_summary(result.rejected):
-        print(line)
+        print(safe_for_terminal(line))
     if result.deferred:
         print("waiting for records still on their way (sent again next time):")
         for what, reason in result.deferred:
