@@ -70,6 +70,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     a.add_argument("name")
     _db_option(a)
     a.set_defaults(handler=cmd_user_new_token)
+    a = actions.add_parser("add-device", help="accept bundles from a laptop that never synced online (its key from `fieldkit bundle key`)")
+    a.add_argument("name", help="the account the laptop's bundles speak for")
+    a.add_argument("key", help="the line `fieldkit bundle key` printed on the laptop")
+    _db_option(a)
+    a.set_defaults(handler=cmd_user_add_device)
+    a = actions.add_parser("revoke-device", help="refuse every bundle from a laptop from now on (a lost or stolen laptop)")
+    a.add_argument("device", help="the laptop's id, as a refused bundle or `fieldkit bundle key` shows it")
+    _db_option(a)
+    a.set_defaults(handler=cmd_user_revoke_device)
 
     p = commands.add_parser("conflicts", help="records where two people changed the same field without seeing each other")
     p.add_argument("--json", action="store_true")
@@ -292,6 +301,37 @@ def cmd_user_new_token(args: argparse.Namespace) -> int:
     except _account_errors() as err:
         raise CommandError(str(err)) from None
     _show_token(account, "new token for", database)
+    return 0
+
+
+def cmd_user_add_device(args: argparse.Namespace) -> int:
+    from fieldkit.bundles import LAPTOP_KEY, BundleError, PublicKey
+
+    try:
+        key = PublicKey.parse(args.key)
+        if key.kind != LAPTOP_KEY:
+            raise CommandError("that is a central store's key; give the line `fieldkit bundle key` printed on the laptop")
+        database = _database(args)
+        user = database.user_named(args.name.strip())
+        if user is None:
+            raise CommandError(f"There is no account named {args.name} (`fieldkit user list` shows them)")
+        database.register_device(user, key, by_operator=True)
+        store = database.store_key()
+    except (BundleError, *_account_errors()) as err:
+        raise CommandError(str(err)) from None
+    print(f"laptop {key.name} (fingerprint {key.fingerprint}) now speaks for {user.name} ({_scope(user)}); "
+          "read the fingerprint back to its facilitator", file=sys.stderr)
+    print("On the laptop, so it can seal bundles for this store, run:", file=sys.stderr)
+    print(f"fieldkit bundle trust {store.line()}")
+    return 0
+
+
+def cmd_user_revoke_device(args: argparse.Namespace) -> int:
+    try:
+        _database(args).revoke_device(args.device.strip())
+    except _account_errors() as err:
+        raise CommandError(str(err)) from None
+    print(f"revoked laptop {args.device}: its bundles are refused from now on; its changes already taken in are kept")
     return 0
 
 
