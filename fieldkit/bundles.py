@@ -221,24 +221,24 @@ def read(data: bytes, where: str = "the bundle") -> Sealed:
 
     if not data.startswith(MAGIC):
         if MAGIC.startswith(data[: len(MAGIC)]):
-            raise BundleError(f"{where} is cut short ({len(data):,} bytes): copy it again from where it was made")
-        raise BundleError(f"{where} is not a fieldkit bundle")
+            raise BundleError(f"{where} is cut short ({len(data):,} bytes); nothing was applied: copy it again from where it was made")
+        raise BundleError(f"{where} is not a fieldkit bundle; nothing was applied")
     at = len(MAGIC)
     if len(data) < at + 4:
-        raise BundleError(f"{where} is cut short ({len(data):,} bytes): copy it again from where it was made")
+        raise BundleError(f"{where} is cut short ({len(data):,} bytes); nothing was applied: copy it again from where it was made")
     (header_length,) = struct.unpack_from(">I", data, at)
     at += 4
     if len(data) < at + header_length + 8:
-        raise BundleError(f"{where} is cut short ({len(data):,} bytes): copy it again from where it was made")
+        raise BundleError(f"{where} is cut short ({len(data):,} bytes); nothing was applied: copy it again from where it was made")
     header_bytes = data[at:at + header_length]
     at += header_length
     (body_length,) = struct.unpack_from(">Q", data, at)
     at += 8
     expected = at + body_length + SIGNATURE_BYTES
     if len(data) < expected:
-        raise BundleError(f"{where} is cut short ({len(data):,} of {expected:,} bytes): copy it again from where it was made")
+        raise BundleError(f"{where} is cut short ({len(data):,} of {expected:,} bytes); nothing was applied: copy it again from where it was made")
     if len(data) > expected:
-        raise BundleError(f"{where} has {len(data) - expected:,} bytes more than it should: it was altered; ask for a new one")
+        raise BundleError(f"{where} has {len(data) - expected:,} bytes more than it should; it was altered and nothing was applied: ask for a new one")
     try:
         header = orjson.loads(header_bytes)
         signer = unb64(header["signer"])
