@@ -73,6 +73,12 @@ def apply_bundle(database: Database, data: bytes, where: str = "the bundle") -> 
     info = database.info(user)
     server_id = info["server_id"]
     outcome = Outcome(sealed.sender, user.name, str(payload.get("author", "")), sealed.made_at, len(ops), 0, [], [], 0, b"")
+    cursor = payload.get("cursor") if payload.get("server_id") == server_id else None
+    if not isinstance(cursor, int) or cursor <= 0:
+        cursor = None
+    # a laptop that never synced gets a snapshot taken before its own changes go in, as online,
+    # so they do not come back to it in the receipt
+    snapshot, upto = _snapshot(database, user) if cursor is None else ([], cursor)
     try:
         reply = database.push(user, ops, whole=True)
     except OutsideScope as err:
@@ -86,9 +92,9 @@ def apply_bundle(database: Database, data: bytes, where: str = "the bundle") -> 
     outcome.rejected, outcome.deferred = reply["rejected"], reply["deferred"]
     first = reply["first_seq"]
     outcome.stored = reply["last_seq"] - first + 1 if first is not None else 0
-    cursor = payload.get("cursor") if payload.get("server_id") == server_id else None
-    due, after, following, mark = _due(database, user, cursor if isinstance(cursor, int) and cursor > 0 else None,
-                                       sealed.sender, first)
+    later, following, mark = _after(database, user, upto, sealed.sender, first)
+    due = snapshot + later
+    after = 0 if cursor is None else cursor
     outcome.due = sum(1 for op in due if not str(op.get("hlc", "")).endswith(f":{sealed.sender}"))
     receipt = {
         "acknowledged": reply["acknowledged"],
@@ -100,28 +106,29 @@ def apply_bundle(database: Database, data: bytes, where: str = "the bundle") -> 
     return outcome
 
 
-def _due(database: Database, user: User, cursor: int | None, device: str, first_seq: int | None) -> tuple[list[dict[str, Any]], int, int, str]:
-    """The changes a laptop at ``cursor`` is due in its area: a snapshot first when it has never synced."""
+def _snapshot(database: Database, user: User) -> tuple[list[dict[str, Any]], int]:
+    """The current state of every record in the user's area, as operations, and the sequence it covers."""
     ops: list[dict[str, Any]] = []
-    after = cursor
-    if cursor is None:
-        after_id, upto = "", None
-        while True:
-            page = orjson.loads(database.snapshot(user, after_id, MAX_PAGE))
-            upto = page["upto"] if upto is None else upto
-            ops.extend(page["ops"])
-            after_id = page["next_id"]
-            if not page["more"]:
-                break
-        cursor, after = upto, 0
+    after_id, upto = "", None
+    while True:
+        page = orjson.loads(database.snapshot(user, after_id, MAX_PAGE))
+        upto = page["upto"] if upto is None else upto
+        ops.extend(page["ops"])
+        after_id = page["next_id"]
+        if not page["more"]:
+            return ops, upto
+
+
+def _after(database: Database, user: User, cursor: int, device: str, first_seq: int | None) -> tuple[list[dict[str, Any]], int, str]:
+    """The changes after ``cursor`` in the user's area, leaving out the ones this bundle just brought."""
+    ops: list[dict[str, Any]] = []
     mark = ""
     while True:
         page = orjson.loads(database.pull(user, cursor, MAX_PAGE, device if first_seq else None, first_seq))
         ops.extend(page["ops"])
         cursor, mark = page["next"], page["next_mark"]
         if not page["more"]:
-            break
-    return ops, after, cursor, mark
+            return ops, cursor, mark
 
 
 def _seal_receipt(database: Database, keys: bundles.Keys, device: Device, server_id: str, sealed: bundles.Sealed,
