@@ -48,6 +48,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     a = actions.add_parser("key", help="print the store's key, for laptops that never synced online")
     _db_option(a)
     a.set_defaults(handler=cmd_server_key)
+    a = actions.add_parser("relay", help="exchange once with a national store (what `fieldkit serve --upstream` does on its own)")
+    a.add_argument("--upstream", required=True, metavar="URL", help="the national central store")
+    a.add_argument("--token", required=True, help="this relay's account's token on the national store")
+    _db_option(a)
+    a.set_defaults(handler=cmd_server_relay)
 
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
@@ -242,4 +247,21 @@ def cmd_server_key(args: argparse.Namespace) -> int:
     print(f"the central store's key (fingerprint {key.fingerprint}); on a laptop that never synced online run "
           "`fieldkit bundle trust` with the line below:", file=sys.stderr)
     print(key.line())
+    return 0
+
+
+def cmd_server_relay(args: argparse.Namespace) -> int:
+    from fieldkit.server.relay import Relay
+
+    database = _database(args)
+    try:
+        report = Relay(database, args.upstream, args.token).once()
+    finally:
+        database.close()
+    for refused in report.refused:
+        print(safe_for_terminal(f"refused by the national store: {refused}"))
+    if report.error:
+        raise CommandError(f"{report.error}; what was sent before stays sent, the rest goes next time")
+    print(f"relayed with {args.upstream}: sent {_plural(report.sent, 'change')} up, brought {report.received:,} down"
+          + (f", {report.waiting:,} waiting for records still on their way" if report.waiting else ""))
     return 0

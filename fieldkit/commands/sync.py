@@ -47,6 +47,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--self-signed", action="store_true",
                    help="serve https with a certificate made on first start (the default on any address but this machine's)")
     p.add_argument("--insecure", action="store_true", help="serve plain HTTP on the network (tokens can be read on the way)")
+    p.add_argument("--upstream", metavar="URL", help="relay to a national central store: send this store's changes up, bring its area's down")
+    p.add_argument("--token", help="with --upstream: the token of this relay's account on the national store")
+    p.add_argument("--relay-every", type=float, default=30.0, metavar="SECONDS",
+                   help="with --upstream: how often to exchange with the national store (default 30)")
     p.set_defaults(handler=cmd_serve)
 
     p = commands.add_parser("user", help="accounts on the central store: add, list, revoke, new-token")
@@ -206,8 +210,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.max_connections <= 1_000_000:
         raise CommandError(f"--max-connections {args.max_connections} must be between 1 and 1,000,000")
     limits = Limits(header_timeout=args.header_timeout, idle_timeout=args.idle_timeout, max_connections=args.max_connections)
+    upstream = None
+    if args.upstream or args.token:
+        if not (args.upstream and args.token):
+            raise CommandError("give both --upstream URL and --token T (the relay's account on the national store)")
+        if not 0.5 <= args.relay_every <= 86400:
+            raise CommandError(f"--relay-every {args.relay_every:g} must be between 0.5 and 86,400 seconds")
+        upstream = (args.upstream, args.token, args.relay_every)
     try:
-        serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args))
+        serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args),
+              upstream=upstream)
     except (CannotStart, DatabaseError) as err:
         raise CommandError(str(err)) from None
     return 0

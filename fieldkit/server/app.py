@@ -385,8 +385,11 @@ class CannotStart(Exception):
 
 
 def serve(url: str | None, host: str, port: int, new_server_id: bool = False, limits: "Limits | None" = None,
-          tls: "tuple[Path, Path] | None" = None) -> None:
-    """Run the store until interrupted (``fieldkit serve``), closing slow and idle clients itself; https with ``tls``."""
+          tls: "tuple[Path, Path] | None" = None, upstream: "tuple[str, str, float] | None" = None) -> None:
+    """Run the store until interrupted (``fieldkit serve``), closing slow and idle clients itself; https with ``tls``.
+
+    ``upstream`` (URL, token, seconds): relay to a national store every so many seconds (``fieldkit.server.relay``).
+    """
     import socket
     import ssl
 
@@ -422,6 +425,15 @@ def serve(url: str | None, host: str, port: int, new_server_id: bool = False, li
     if limits.max_connections < wanted.max_connections:
         print(f"at most {limits.max_connections:,} connections at once (the system's open-file limit); "
               f"raise it with `ulimit -n` for more", flush=True)
+    if upstream is not None:
+        import threading
+
+        from fieldkit.server.relay import Relay, run_forever
+
+        stop = threading.Event()
+        relay = Relay(database, upstream[0], upstream[1])
+        threading.Thread(target=run_forever, args=(relay, upstream[2], stop), daemon=True, name="fieldkit-relay").start()
+        print(f"relaying to the national store at {upstream[0]} every {upstream[2]:g} s", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, http=guarded_protocol(limits),
                 timeout_keep_alive=max(1, round(limits.idle_timeout)), backlog=4096,
                 ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None)

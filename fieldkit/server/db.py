@@ -465,6 +465,25 @@ class Database:
                 raise AccountError(f"this central store knows no laptop {device}")
             tx.run("UPDATE devices SET revoked = 1 WHERE device = ?", (device,))
 
+    # -- a relay's bookkeeping (fieldkit.server.relay) -------------------------------
+
+    def setting(self, key: str) -> str | None:
+        with self.read() as tx:
+            row = tx.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    def save_setting(self, key: str, value: str) -> None:
+        with self.write() as tx:
+            tx.run("DELETE FROM meta WHERE key = ?", (key,))
+            tx.run("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def changes_after(self, after: int, limit: int, leave_out_user: str) -> list[tuple[int, dict[str, Any]]]:
+        """Changes laptops sent here after ``after`` (not copies, not what came from ``leave_out_user``), oldest first."""
+        with self.read() as tx:
+            rows = tx.rows("SELECT seq, op FROM ops WHERE seq > ? AND kind = 'change' AND user_name <> ? ORDER BY seq LIMIT ?",
+                           (after, leave_out_user, limit))
+        return [(seq, orjson.loads(op)) for seq, op in rows]
+
     # -- sync ---------------------------------------------------------------------
 
     def info(self, user: User) -> dict[str, Any]:

@@ -1,0 +1,145 @@
+"""A regional central store that relays to a national one (``fieldkit serve --upstream URL --token T``).
+
+The regional store serves its laptops as any store does. Whenever its link is up
+it sends up the changes its laptops brought (online or by bundle) and takes down
+the changes in its account's area, speaking the same sync protocol a laptop does.
+Operations travel unchanged, so each keeps its original author, laptop and time;
+at the national store they are recorded under the relay's account, so the audit
+trail shows which relay carried each one. Scope is enforced at every tier: the
+regional store judges its laptops' accounts, the national one the relay's account.
+
+Progress is kept in the regional database (``meta``): the last regional sequence
+sent up, and the national store's identity and the cursor pulled after. Every step
+is idempotent, so a link cut at any moment costs at most one batch again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from fieldkit.protocol import PULL_PAGE, PUSH_OPS
+from fieldkit.server.accounts import User
+from fieldkit.server.db import Database
+
+log = logging.getLogger("fieldkit.server.relay")
+
+#: The account name changes from the national store are recorded under here (no real account can have it).
+NATIONAL = "@national"
+UP_KEY = "relay_up_seq"
+DOWN_KEY = "relay_down"
+WAITING_KEY = "relay_waiting"
+
+
+@dataclass
+class RelayReport:
+    sent: int = 0
+    received: int = 0
+    refused: list[str] = field(default_factory=list)
+    waiting: int = 0
+    error: str | None = None
+
+
+class Relay:
+    """Sends this store's laptops' changes up to a national store and brings the changes in its area down."""
+
+    def __init__(self, database: Database, upstream: str, token: str, transport: Any = None):
+        self.database = database
+        self.upstream = upstream
+        self.token = token
+        self.transport = transport
+        self.national = User(NATIONAL, "admin")
+
+    def once(self) -> RelayReport:
+        """One exchange with the national store; network trouble is reported, never raised."""
+        from fieldkit.transport import SyncError, Transport
+
+        report = RelayReport()
+        try:
+            with Transport(self.upstream, self.token, transport=self.transport, retries=2) as client:
+                info = client.info(retries=1)
+                self._up(client, report)
+                self._down(client, info.server_id, report)
+        except SyncError as err:
+            report.error = str(err)
+        return report
+
+    def _up(self, client: Any, report: RelayReport) -> None:
+        """New changes in order, then the ones the national store deferred before (their record may be there now)."""
+        sent_upto = int(self.database.setting(UP_KEY) or 0)
+        waiting: list[dict[str, Any]] = orjson.loads(self.database.setting(WAITING_KEY) or "[]")
+        while True:
+            rows = self.database.changes_after(sent_upto, PUSH_OPS, NATIONAL)
+            if not rows:
+                break
+            waiting += self._send(client, [op for _, op in rows], report)
+            sent_upto = rows[-1][0]
+            self.database.save_setting(WAITING_KEY, orjson.dumps(waiting).decode())
+            self.database.save_setting(UP_KEY, str(sent_upto))
+        if waiting:
+            retry, waiting = waiting, []
+            for start in range(0, len(retry), PUSH_OPS):
+                waiting += self._send(client, retry[start:start + PUSH_OPS], report)
+            self.database.save_setting(WAITING_KEY, orjson.dumps(waiting).decode())
+        report.waiting = len(waiting)
+
+    def _send(self, client: Any, ops: list[dict[str, Any]], report: RelayReport) -> list[dict[str, Any]]:
+        """Push a batch; the operations the national store deferred come back."""
+        reply = client.push(ops)
+        for verdict in reply.rejected:
+            report.refused.append(f"{verdict.op_id}: {verdict.reason}")
+            log.warning("the national store refused change %s: %s", verdict.op_id, verdict.reason)
+        report.sent += len(reply.acknowledged)
+        deferred = {verdict.op_id for verdict in reply.deferred}
+        return [op for op in ops if op["op_id"] in deferred]
+
+    def _down(self, client: Any, server_id: str, report: RelayReport) -> None:
+        state = orjson.loads(self.database.setting(DOWN_KEY) or "{}")
+        if state.get("server_id") != server_id:
+            state = {"server_id": server_id, "cursor": 0}
+        if not state["cursor"]:
+            after_id, upto = "", None
+            while True:
+                page = client.snapshot(after_id, PULL_PAGE)
+                upto = page.upto if upto is None else upto
+                self._take(page.ops, report)
+                after_id = page.next_id
+                if not page.more:
+                    break
+            state["cursor"] = upto
+            self.database.save_setting(DOWN_KEY, orjson.dumps(state).decode())
+        while True:
+            page = client.pull(state["cursor"], PULL_PAGE)
+            self._take(page.ops, report)
+            state["cursor"] = page.next
+            self.database.save_setting(DOWN_KEY, orjson.dumps(state).decode())
+            if not page.more:
+                return
+
+    def _take(self, ops: list[dict[str, Any]], report: RelayReport) -> None:
+        if not ops:
+            return
+        reply = self.database.push(self.national, ops)
+        report.received += reply["last_seq"] - reply["first_seq"] + 1 if reply["first_seq"] is not None else 0
+        for verdict in reply["rejected"]:
+            log.warning("a change from the national store could not be applied here: %s", verdict["reason"])
+
+
+def run_forever(relay: Relay, every: float, stop: threading.Event) -> None:
+    """Exchange with the national store every ``every`` seconds until ``stop`` is set; say what happened."""
+    last_error = None
+    while not stop.is_set():
+        report = relay.once()
+        if report.error:
+            if report.error != last_error:
+                log.warning("the national store is out of reach (%s); trying again every %g s", report.error, every)
+            last_error = report.error
+        else:
+            if last_error or report.sent or report.received:
+                log.warning("relayed with %s: sent %d changes up, brought %d down", relay.upstream, report.sent, report.received)
+            last_error = None
+        stop.wait(every)

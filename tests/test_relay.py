@@ -1,0 +1,128 @@
+"""A regional store relaying to a national one: real ``fieldkit serve`` processes on loopback.
+
+Laptops sync with the regional office (online or by bundle), another laptop with the national
+store; changes go up and come down, keep their author, laptop and time, the national audit trail
+shows the relay that carried them, each tier enforces its own scope, and a relay cut from the
+national store catches up once it is back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from fieldkit import bundle_sync
+from fieldkit.server.bundles import apply_bundle
+from fieldkit.server.db import Database
+from fieldkit.sync import sync
+from sync_fixtures import ServerProcess, add_user, db_url, device_ops, free_port, laptop_states, open_laptop, server_states, wait_healthy  # noqa: F401
+
+
+class RelayProcess(ServerProcess):
+    """``fieldkit serve --upstream`` in a subprocess."""
+
+    def __init__(self, db_url: str, home: Path, upstream: str, token: str):
+        super().__init__(db_url, home)
+        self.upstream, self.token = upstream, token
+
+    def start(self) -> "RelayProcess":
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "FIELDKIT_HOME": str(self.home)}
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "fieldkit", "serve", "--db", self.db_url, "--port", str(self.port),
+                 "--upstream", self.upstream, "--token", self.token, "--relay-every", "0.5"],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        wait_healthy(self.url, process=self.process, log=self.log)
+        return self
+
+
+def eventually(check, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")
+
+
+def synced(register, url: str | None = None, token: str | None = None) -> None:
+    result = sync(register, server=url, token=token)
+    assert result.finished, result.error
+
+
+def test_a_regional_store_relays_both_ways_keeps_origins_and_catches_up_after_a_cut(db_url: str, tmp_path: Path) -> None:
+    national = ServerProcess(db_url, tmp_path / "national").start()
+    regional_db = f"sqlite:///{tmp_path / 'regional.sqlite3'}"
+    Database(regional_db).migrate()
+    relay_token = add_user(db_url, "Eastern Cape office", "coordinator", provinces=("EC",))
+    national_token = add_user(db_url, "sipho", "facilitator", ("EC121",))
+    thandi_token = add_user(regional_db, "thandi", "facilitator", ("EC121",))
+    wide_token = add_user(regional_db, "wide", "facilitator", ("EC121", "CPT"))
+    regional = RelayProcess(regional_db, tmp_path / "regional", national.url, relay_token).start()
+    thandi = open_laptop(tmp_path / "thandi", "Thandi")
+    sipho = open_laptop(tmp_path / "sipho", "Sipho")
+    wide = open_laptop(tmp_path / "wide", "Wanda")
+    try:
+        issue = thandi.create_issue({"municipality": "EC121", "sector": "water", "title": "Burst main"})["id"]
+        synced(thandi, regional.url, thandi_token)
+        eventually(lambda: issue in server_states(db_url), "the issue reached the national store")
+
+        history = httpx.get(f"{national.url}/sync/history/{issue}", headers={"Authorization": f"Bearer {national_token}"}).json()
+        assert [(h["user"], h["device"], h["author"]) for h in history] == [("Eastern Cape office", thandi.device_id, "Thandi")]
+        assert history[0]["hlc"] == laptop_states(thandi)[issue]["stamps"]["title"]
+
+        # scope at the national tier: the regional store accepts Cape Town from its account, the relay's account may not
+        cape = wide.create_issue({"municipality": "CPT", "sector": "roads", "title": "Sinkhole"})["id"]
+        synced(wide, regional.url, wide_token)
+        assert cape in server_states(regional_db)
+
+        synced(sipho, national.url, national_token)
+        assert issue in laptop_states(sipho) and cape not in laptop_states(sipho)
+        sipho.edit_issue(issue, {"severity": "critical"})
+        synced(sipho)
+        eventually(lambda: server_states(regional_db)[issue]["values"].get("severity") == "critical", "the edit came down")
+        assert cape not in server_states(db_url)
+
+        # the link to the national store is cut for a while; the office goes on, then catches up
+        national.kill()
+        thandi.add_note(issue, "Reservoir empty")
+        synced(thandi)
+        # a laptop without any link: its bundle goes in at the regional office, and up from there
+        offline = open_laptop(tmp_path / "offline", "Ayanda")
+        regional_database = Database(regional_db)
+        regional_database.register_device(regional_database.user_named("thandi"), bundle_sync.public_key(offline), by_operator=True)
+        bundle_sync.trust(offline, regional_database.store_key().line())
+        by_hand = offline.create_issue({"municipality": "EC121", "sector": "waste", "title": "Dump on fire"})["id"]
+        outcome = apply_bundle(regional_database, bundle_sync.make_bundle(offline).data)
+        regional_database.close()
+        assert outcome.stored == 1
+        bundle_sync.take_in(offline, outcome.receipt)
+        time.sleep(1.5)
+        national.start()
+        eventually(lambda: by_hand in server_states(db_url) and len(server_states(db_url)) >= 3, "the office caught up")
+
+        synced(sipho)
+        synced(thandi)
+        eventually(lambda: all(r in server_states(regional_db) for r in laptop_states(sipho)), "everything came down")
+        synced(thandi)
+        shared = laptop_states(sipho)
+        assert {k: v for k, v in laptop_states(thandi).items() if k in shared} == shared
+        assert laptop_states(thandi)[issue]["values"]["severity"] == "critical"
+        for device in (thandi.device_id, offline.device_id):
+            held = device_ops(db_url, device)
+            assert held and len(held) == len(set(held))
+        log = regional.log.read_text()
+        assert "out of reach" in log and "does not cover CPT" in log
+        offline.close()
+    finally:
+        regional.stop()
+        national.stop()
+        for laptop in (thandi, sipho, wide):
+            laptop.close()
