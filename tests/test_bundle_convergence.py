@@ -1,11 +1,12 @@
-"""Every route converges: three laptops and a central store, changes carried online, by bundle to the
-store (taken in twice, out of order, receipts late or twice), laptop to laptop, with cut connections and
-bundles cut short on the way — and at the end every replica holds the same register: no change lost,
-none stored twice, every conflict kept as it would be online.
+"""Every route converges: three laptops, a regional store relaying to a national one, changes carried
+online, by bundle (taken in twice, out of order, receipts late or twice), laptop to laptop, through the
+relay, with cut connections between every tier and bundles cut short on the way — and at the end every
+replica holds the same register: no change lost, none stored twice, every conflict kept as online.
 
-Laptops 0 and 1 sync online now and then; laptop 2 never does: an operator registered its key and it
-moves everything by bundle. The reference is the merge of every operation any laptop made.
-Runs over loopback HTTP (uvicorn in a thread), on SQLite and PostgreSQL.
+Laptop 0 syncs online with the national store, laptop 1 with the regional office (and carries its
+bundles there); laptop 2 never syncs online: an operator registered its key at the national store and
+it moves everything by bundle. The reference is the merge of every operation any laptop made.
+Runs over loopback HTTP (uvicorn in threads), the national store on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fieldkit.server.accounts import check_account
 from fieldkit.server.app import create_app
 from fieldkit.server.bundles import apply_bundle
 from fieldkit.server.db import Database
+from fieldkit.server.relay import Relay
 from fieldkit.sync import sync
 from fieldkit.transport import Transport
 from sync_fixtures import BACKENDS, FaultyTransport, ThreadServer, core, drop_pg_schema, laptop_states, need_postgres, new_pg_schema, open_laptop
@@ -40,10 +42,12 @@ EDITS = st.one_of(
 )
 FAULTS = st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["lose_request", "lose_reply", "repeat"])), max_size=2)
 OFFLINE = 2  # the laptop that never syncs online
+REGIONAL = 1  # the laptop of the regional office
 
 
 class World:
-    server: ThreadServer
+    server: ThreadServer  # the national store
+    regional: ThreadServer
     backend: str
     tmp: Path
 
@@ -71,6 +75,13 @@ class RoutesMachine(RuleBasedStateMachine):
         user = check_account("district", "facilitator", list(MUNICIPALITIES), [])
         self.token = self.database.add_user(user).token
         self.user = self.database.user_named("district")
+        self.relay_token = self.database.add_user(check_account("Eastern Cape office", "coordinator", [], ["EC"])).token
+        self.regional = Database(f"sqlite:///{self.folder / 'regional.sqlite3'}")
+        self.regional.migrate()
+        WORLD.regional.app.state.db = self.regional
+        self.regional_token = self.regional.add_user(user).token
+        self.relay_faults = FaultyTransport()
+        self.relay = Relay(self.regional, WORLD.server.url, self.relay_token, transport=self.relay_faults)
         self.laptops = [open_laptop(self.folder / f"laptop{n}", f"Person {n}") for n in range(3)]
         self.faults = [FaultyTransport() for _ in self.laptops]
         self.made: dict[str, dict[str, Any]] = {}
@@ -100,8 +111,12 @@ class RoutesMachine(RuleBasedStateMachine):
         return ids[pick % len(ids)] if ids else None
 
     def _sync(self, number: int, retries: int) -> Any:
-        client = Transport(WORLD.server.url, self.token, transport=self.faults[number], retries=retries, sleep=lambda _: None)
+        url, token = (WORLD.regional.url, self.regional_token) if number == REGIONAL else (WORLD.server.url, self.token)
+        client = Transport(url, token, transport=self.faults[number], retries=retries, sleep=lambda _: None)
         return sync(self.laptops[number], client=client)
+
+    def _store_of(self, number: int) -> Database:
+        return self.regional if number == REGIONAL else self.database
 
     # -- work on a laptop ---------------------------------------------------------------------
 
@@ -155,10 +170,17 @@ class RoutesMachine(RuleBasedStateMachine):
                 apply_bundle(self.database, data[: len(data) * 2 // 3])
             assert self._store_rows() == before
             return
-        outcome = apply_bundle(self.database, data)
-        assert outcome.refused is None and not outcome.rejected
         maker = self._maker(data)
+        outcome = apply_bundle(self._store_of(maker), data)
+        assert outcome.refused is None and not outcome.rejected
         self.receipts.append((maker, outcome.receipt))
+
+    @rule(faults=FAULTS)
+    def the_relay_exchanges(self, faults: list[tuple[int, str]]) -> None:
+        """The regional office's link to the national store: up, down, or cut part way."""
+        self.relay_faults.plan = {self.relay_faults.count + number: fault for number, fault in faults}
+        report = self.relay.once()
+        assert not report.refused, report.refused
 
     @precondition(lambda self: bool(self.receipts))
     @rule(pick=st.integers(0, 99))
@@ -177,20 +199,25 @@ class RoutesMachine(RuleBasedStateMachine):
         return next(n for n, laptop in enumerate(self.laptops) if laptop.device_id == sender)
 
     def _store_rows(self) -> list[tuple]:
-        with self.database.read() as tx:
-            return tx.rows("SELECT seq, op_id FROM ops ORDER BY seq")
+        rows = []
+        for database in (self.database, self.regional):
+            with database.read() as tx:
+                rows.append(tx.rows("SELECT seq, op_id FROM ops ORDER BY seq"))
+        return rows
 
     # -- the end: everyone catches up, by their own route ------------------------------------------
 
     def _by_bundle(self, number: int) -> None:
-        outcome = apply_bundle(self.database, bundle_sync.make_bundle(self.laptops[number]).data)
+        outcome = apply_bundle(self._store_of(number), bundle_sync.make_bundle(self.laptops[number]).data)
         assert outcome.refused is None and not outcome.rejected
         bundle_sync.take_in(self.laptops[number], outcome.receipt)
 
     def teardown(self) -> None:
         try:
-            # three rounds: a change deferred in the first (a note on an issue still on a stick) goes up in the second
-            for _ in range(3):
+            # rounds enough for a change deferred at one tier (a note on an issue still on a stick or on its
+            # way through the relay) to go up in the next, and down the other side after that
+            self.relay_faults.plan.clear()
+            for _ in range(4):
                 for number in range(3):
                     self.faults[number].plan.clear()
                     if number == OFFLINE:
@@ -198,6 +225,8 @@ class RoutesMachine(RuleBasedStateMachine):
                     else:
                         result = self._sync(number, retries=2)
                         assert result.finished, result.error
+                report = self.relay.once()
+                assert report.error is None and not report.refused, report
             by_record: dict[str, list[dict[str, Any]]] = {}
             for op in self.made.values():
                 by_record.setdefault(op["id"], []).append(op)
@@ -206,6 +235,12 @@ class RoutesMachine(RuleBasedStateMachine):
                 held = {rid: core(orjson.loads(state)) for rid, state in tx.rows("SELECT record_id, state FROM records")}
                 logged = [row[0] for row in tx.rows("SELECT op_id FROM ops")]
             assert held == expected
+            with self.regional.read() as tx:
+                regional = {rid: core(orjson.loads(state)) for rid, state in tx.rows("SELECT record_id, state FROM records")}
+            assert regional == expected
+            with self.database.read() as tx:
+                carriers = {row[0] for row in tx.rows("SELECT user_name FROM ops WHERE device = ?", (self.laptops[REGIONAL].device_id,))}
+            assert carriers <= {"Eastern Cape office"}  # the national audit trail names the relay that carried them
             assert len(logged) == len(set(logged))
             made_ids = set(self.made)
             assert made_ids <= set(logged)  # every change made is in the store's log, once
@@ -215,8 +250,9 @@ class RoutesMachine(RuleBasedStateMachine):
         finally:
             for laptop in self.laptops:
                 laptop.close()
-            for faults in self.faults:
+            for faults in (*self.faults, self.relay_faults):
                 faults.close()
+            self.regional.close()
             self.cleanup()
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -234,6 +270,7 @@ def test_every_route_converges(backend: str, tmp_path: Path) -> None:
     if backend == "postgresql":
         need_postgres()
     WORLD.server = ThreadServer(create_app(Database(f"sqlite:///{tmp_path / 'placeholder.sqlite3'}")))
+    WORLD.regional = ThreadServer(create_app(Database(f"sqlite:///{tmp_path / 'placeholder-regional.sqlite3'}")))
     try:
         run_state_machine_as_test(
             RoutesMachine,
@@ -242,3 +279,4 @@ def test_every_route_converges(backend: str, tmp_path: Path) -> None:
         )
     finally:
         WORLD.server.stop()
+        WORLD.regional.stop()

@@ -339,3 +339,17 @@ def test_everything_twice_is_stored_once(central, tmp_path: Path) -> None:
     assert second.stored == 0
     assert core(server_states(central.db_url)[issue]) == laptop_states(laptop)[issue]
     laptop.close()
+
+
+def test_everything_of_a_moved_issue_goes_in_whole(central, tmp_path: Path) -> None:
+    """``--all`` writes a moved issue's states oldest first, the first naming no municipality: none is left behind."""
+    token = add_user(central.db_url, f"fac-{secrets.token_hex(4)}", "facilitator", ("EC121", "BUF"))
+    laptop = open_laptop(tmp_path / "a", "Thandi")
+    synced(laptop, central, token)
+    issue = new_issue(laptop, "Burst main")
+    laptop.edit_issue(issue, {"municipality": "BUF"})
+    laptop.acknowledge([op["op_id"] for op in laptop.pending_ops()])  # as if sent to a store since lost
+    outcome = at_store(central, bundle_sync.make_bundle(laptop, everything=True).data)
+    assert not outcome.deferred and outcome.stored >= 2
+    assert server_states(central.db_url)[issue] == laptop_states(laptop)[issue]
+    laptop.close()

@@ -33,6 +33,7 @@ NATIONAL = "@national"
 UP_KEY = "relay_up_seq"
 DOWN_KEY = "relay_down"
 WAITING_KEY = "relay_waiting"
+DOWN_WAITING_KEY = "relay_down_waiting"
 
 
 @dataclass
@@ -121,12 +122,32 @@ class Relay:
                 return
 
     def _take(self, ops: list[dict[str, Any]], report: RelayReport) -> None:
-        if not ops:
+        """Apply what came down; a change deferred for a record later in the same page (a snapshot writes an
+        issue's states oldest first, so a moved issue's first state names no municipality) is tried again."""
+        waiting: list[dict[str, Any]] = orjson.loads(self.database.setting(DOWN_WAITING_KEY) or "[]")
+        pending = waiting + ops
+        if not pending:
             return
-        reply = self.database.push(self.national, ops)
-        report.received += reply["last_seq"] - reply["first_seq"] + 1 if reply["first_seq"] is not None else 0
+        deferred, stored = retry_deferred(self.database, self.national, pending)
+        report.received += stored
+        if deferred or waiting:
+            self.database.save_setting(DOWN_WAITING_KEY, orjson.dumps(deferred).decode())
+
+
+def retry_deferred(database: Database, user: User, ops: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Push ``ops``, then the deferred ones again while that gets more of them in; returns those still deferred
+    and how many were stored."""
+    stored = 0
+    while ops:
+        reply = database.push(user, ops)
+        stored += reply["last_seq"] - reply["first_seq"] + 1 if reply["first_seq"] is not None else 0
         for verdict in reply["rejected"]:
             log.warning("a change from the national store could not be applied here: %s", verdict["reason"])
+        waiting = {verdict["op_id"] for verdict in reply["deferred"]}
+        if len(waiting) == len(ops):
+            break
+        ops = [op for op in ops if op["op_id"] in waiting]
+    return ops, stored
 
 
 def run_forever(relay: Relay, every: float, stop: threading.Event) -> None:
