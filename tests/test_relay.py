@@ -17,10 +17,12 @@ from pathlib import Path
 import httpx
 
 from fieldkit import bundle_sync
+from fieldkit.server.app import create_app
 from fieldkit.server.bundles import apply_bundle
 from fieldkit.server.db import Database
+from fieldkit.server.relay import Relay
 from fieldkit.sync import sync
-from sync_fixtures import ServerProcess, add_user, db_url, device_ops, free_port, laptop_states, open_laptop, server_states, wait_healthy  # noqa: F401
+from sync_fixtures import ServerProcess, ThreadServer, add_user, db_url, device_ops, free_port, laptop_states, open_laptop, server_states, wait_healthy  # noqa: F401
 
 
 class RelayProcess(ServerProcess):
@@ -126,3 +128,31 @@ def test_a_regional_store_relays_both_ways_keeps_origins_and_catches_up_after_a_
         national.stop()
         for laptop in (thandi, sipho, wide):
             laptop.close()
+
+
+def test_a_relay_sends_everything_again_to_a_national_store_that_was_reset(tmp_path: Path) -> None:
+    national_db = Database(f"sqlite:///{tmp_path / 'national.sqlite3'}")
+    national = ThreadServer(create_app(national_db))
+    regional_db = f"sqlite:///{tmp_path / 'regional.sqlite3'}"
+    regional = Database(regional_db)
+    regional.migrate()
+    relay_token = add_user(national_db.url, "office", "coordinator", provinces=("EC",))
+    laptop_token = add_user(regional_db, "thandi", "facilitator", ("EC121",))
+    regional_server = ThreadServer(create_app(regional))
+    laptop = open_laptop(tmp_path / "thandi", "Thandi")
+    try:
+        issue = laptop.create_issue({"municipality": "EC121", "sector": "water", "title": "Burst main"})["id"]
+        synced(laptop, regional_server.url, laptop_token)
+        relay = Relay(regional, national.url, relay_token)
+        assert relay.once().error is None and issue in server_states(national_db.url)
+        with national_db.write() as tx:  # the national store loses everything and gets a new identity
+            tx.run("DELETE FROM ops")
+            tx.run("DELETE FROM records")
+        national_db.renew_server_id()
+        report = relay.once()
+        assert report.error is None and report.sent >= 1
+        assert issue in server_states(national_db.url) and len(device_ops(national_db.url, laptop.device_id)) == 1
+    finally:
+        laptop.close()
+        national.stop()
+        regional_server.stop()

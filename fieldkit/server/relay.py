@@ -10,7 +10,9 @@ regional store judges its laptops' accounts, the national one the relay's accoun
 
 Progress is kept in the regional database (``meta``): the last regional sequence
 sent up, and the national store's identity and the cursor pulled after. Every step
-is idempotent, so a link cut at any moment costs at most one batch again.
+is idempotent, so a link cut at any moment costs at most one batch again. A national store
+restored or reset (a new server id) is pulled from the start again and sent again every change
+this office's laptops ever brought; already-stored ones are acknowledged, not stored twice.
 """
 
 from __future__ import annotations
@@ -63,8 +65,14 @@ class Relay:
         try:
             with Transport(self.upstream, self.token, transport=self.transport, retries=2) as client:
                 info = client.info(retries=1)
-                self._up(client, report)
+                known = orjson.loads(self.database.setting(DOWN_KEY) or "{}").get("server_id")
+                if known and known != info.server_id:  # the national store was reset or restored: send all again
+                    self.database.save_setting(UP_KEY, "0")
+                    self.database.save_setting(WAITING_KEY, "[]")
+                # down first: a first exchange takes a snapshot before this store's changes are up there,
+                # so they do not come back down as copies; later, what went up comes back as already stored
                 self._down(client, info.server_id, report)
+                self._up(client, report)
         except SyncError as err:
             report.error = str(err)
         return report
@@ -161,6 +169,6 @@ def run_forever(relay: Relay, every: float, stop: threading.Event) -> None:
             last_error = report.error
         else:
             if last_error or report.sent or report.received:
-                log.warning("relayed with %s: sent %d changes up, brought %d down", relay.upstream, report.sent, report.received)
+                log.warning("relayed with %s: sent %d change(s) up, brought %d down", relay.upstream, report.sent, report.received)
             last_error = None
         stop.wait(every)
