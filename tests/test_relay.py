@@ -156,3 +156,36 @@ def test_a_relay_sends_everything_again_to_a_national_store_that_was_reset(tmp_p
         laptop.close()
         national.stop()
         regional_server.stop()
+
+
+def test_a_relay_pins_the_national_stores_certificate_and_stops_at_another(tmp_path: Path) -> None:
+    from fieldkit.server.certificate import CERT_NAME, KEY_NAME
+    from sync_fixtures import issue_op
+    from test_tls import Serve
+
+    (tmp_path / "national").mkdir()
+    national = Serve(tmp_path / "national", "--self-signed").start()
+    url = f"https://127.0.0.1:{national.port}"
+    relay_token = add_user(national.db_url, "office", "coordinator", provinces=("EC",))
+    regional = Database(f"sqlite:///{tmp_path / 'regional.sqlite3'}")
+    regional.migrate()
+    add_user(regional.url, "thandi", "facilitator", ("EC121",))
+    first, second = issue_op(), issue_op()
+    try:
+        regional.push(regional.user_named("thandi"), [first])
+        report = Relay(regional, url, relay_token).once()
+        assert report.error is None and first["id"] in server_states(national.db_url)
+        assert regional.setting("relay_tls_pin") == national.fingerprints()[0]
+
+        national.stop()
+        for name in (CERT_NAME, KEY_NAME):
+            (national.home / name).unlink()
+        national.log = tmp_path / "national" / "second-start.log"
+        national.start()  # a new certificate: someone else answering at the national store's address
+        regional.push(regional.user_named("thandi"), [second])
+        report = Relay(regional, url, relay_token).once()
+        assert report.error and "shows another certificate" in report.error
+        assert second["id"] not in server_states(national.db_url)
+    finally:
+        national.stop()
+        regional.close()

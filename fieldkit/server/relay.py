@@ -36,6 +36,7 @@ UP_KEY = "relay_up_seq"
 DOWN_KEY = "relay_down"
 WAITING_KEY = "relay_waiting"
 DOWN_WAITING_KEY = "relay_down_waiting"
+PIN_KEY = "relay_tls_pin"
 
 
 @dataclass
@@ -62,8 +63,11 @@ class Relay:
         from fieldkit.transport import SyncError, Transport
 
         report = RelayReport()
+        verify = self._verify(report)
+        if report.error:
+            return report
         try:
-            with Transport(self.upstream, self.token, transport=self.transport, retries=2) as client:
+            with Transport(self.upstream, self.token, transport=self.transport, retries=2, verify=verify) as client:
                 info = client.info(retries=1)
                 known = orjson.loads(self.database.setting(DOWN_KEY) or "{}").get("server_id")
                 if known and known != info.server_id:  # the national store was reset or restored: send all again
@@ -76,6 +80,28 @@ class Relay:
         except SyncError as err:
             report.error = str(err)
         return report
+
+    def _verify(self, report: RelayReport) -> Any:
+        """How to trust the national store over https: an authority, or its certificate pinned on first contact."""
+        from fieldkit import tls
+
+        if not self.upstream.startswith("https://"):
+            return True
+        pin = self.database.setting(PIN_KEY) or None
+        try:
+            trust = tls.trust_for(self.upstream, pin)
+        except tls.CertificateChanged as err:
+            report.error = (f"the national store at {self.upstream} shows another certificate ({err}) than the one this relay "
+                            f"trusted ({pin}); nothing was sent. If its operator replaced it, check the new fingerprint, then "
+                            f"clear the old one (`fieldkit server relay --forget-certificate`)")
+            return True
+        except OSError as err:
+            report.error = f"cannot reach {self.upstream} over TLS: {str(getattr(err, 'reason', None) or err.strerror or err).lower()}"
+            return True
+        if trust.new_pin and trust.pin:
+            self.database.save_setting(PIN_KEY, trust.pin)
+            log.warning("trusted the national store's certificate on first contact: %s; check it with its operator", trust.pin)
+        return trust.verify
 
     def _up(self, client: Any, report: RelayReport) -> None:
         """New changes in order, then the ones the national store deferred before (their record may be there now)."""
