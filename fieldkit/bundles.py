@@ -133,13 +133,12 @@ class PublicKey:
 
 def seal(kind: str, sender: str, keys: Keys, recipients: list[bytes], payload: dict[str, Any], made_at: str | None = None) -> bytes:
     """A signed bundle whose payload only the holders of ``recipients`` (X25519 public keys) can read."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     content_key = AESGCM.generate_key(bit_length=256)
     wrapped = [_wrap(content_key, recipient) for recipient in dict.fromkeys(recipients)]
     nonce = os.urandom(12)
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     signer = Ed25519PrivateKey.from_private_bytes(keys.sign)
     header = orjson.dumps({
         "kind": kind, "from": sender, "made_at": made_at or now_iso(),

@@ -22,7 +22,7 @@ from fieldkit.server.bundles import apply_bundle
 from fieldkit.server.db import Database
 from fieldkit.server.relay import Relay
 from fieldkit.sync import sync
-from sync_fixtures import ServerProcess, ThreadServer, add_user, db_url, device_ops, free_port, laptop_states, open_laptop, server_states, wait_healthy  # noqa: F401
+from sync_fixtures import ServerProcess, ThreadServer, add_user, db_url, device_ops, laptop_states, open_laptop, server_states, wait_healthy  # noqa: F401
 
 
 class RelayProcess(ServerProcess):
