@@ -49,6 +49,7 @@ class TakenIn:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (change, reason)
     deferred: int = 0
     cursor_moved: bool = False
+    resend: int = 0  # changes queued again for a central store that was reset or restored
 
 
 # -- keys ----------------------------------------------------------------------------------------
@@ -172,6 +173,7 @@ def make_bundle(register, everything: bool = False, peers: list[str] | None = No
     payload = {
         "device": register.device_id, "author": register.author, "made_at": bundles.now_iso(),
         "server_id": state.get("server_id"), "cursor": state.get("cursor", 0) if "snapshot" not in state else 0,
+        "cursor_mark": state.get("cursor_mark"),
         "all": everything, "ops": ops,
     }
     data = bundles.seal(bundles.CHANGES, register.device_id, keys, recipients, payload, payload["made_at"])
@@ -220,9 +222,8 @@ def _receipt(register, sealed: bundles.Sealed, keys: Keys, section: dict[str, An
     if payload.get("device") != register.device_id:
         raise BundleError(f"this receipt is for laptop {payload.get('device')}, not this one ({register.device_id}); "
                           "take it to that laptop")
+    # signed with the store's own key, so another server id means the same store, reset or restored
     state = register.sync_state()
-    if state.get("server_id") and payload.get("server_id") != state["server_id"]:
-        raise BundleError("this receipt comes from another central store than the one this laptop syncs with; nothing was applied")
     rejected = {op_id: reason for op_id, reason in (payload.get("rejected") or {}).items()}
     by_id = {op["op_id"]: op for op in register.pending_ops()}
     taken = TakenIn(bundles.RECEIPT, "the central store", sealed.made_at, acknowledged=len(payload.get("acknowledged") or []),
@@ -232,7 +233,19 @@ def _receipt(register, sealed: bundles.Sealed, keys: Keys, section: dict[str, An
     taken.rejected = [(describe_op(register, by_id[op_id]), reason) for op_id, reason in rejected.items() if op_id in by_id]
     register.acknowledge(payload.get("acknowledged") or [], rejected=rejected)
     state = register.sync_state()
-    state["server_id"] = payload.get("server_id")
+    still_there = (state.get("server_id") == payload.get("laptop_server_id")
+                   and state.get("cursor_mark") == payload.get("laptop_mark"))
+    if payload.get("start_over") and still_there:
+        # the store was reset or restored since this laptop made the bundle: send everything again, as online
+        state = {**state, "server_id": payload.get("server_id"), "cursor": 0}
+        for stale in ("snapshot", "cursor_mark"):
+            state.pop(stale, None)
+        taken.resend = register.queue_full_resend(state)
+        state = register.sync_state()
+    if state.get("server_id") and payload.get("server_id") != state["server_id"]:
+        # a receipt from before this laptop learnt the store was reset: its changes merge, the cursor stays
+        payload = {**payload, "next": None}
+    state["server_id"] = state.get("server_id") or payload.get("server_id")
     after, following = payload.get("after"), payload.get("next")
     cursor = state.get("cursor", 0) if "snapshot" not in state else 0
     if following is not None and after is not None and after <= cursor < following:

@@ -353,3 +353,54 @@ def test_everything_of_a_moved_issue_goes_in_whole(central, tmp_path: Path) -> N
     assert not outcome.deferred and outcome.stored >= 2
     assert server_states(central.db_url)[issue] == laptop_states(laptop)[issue]
     laptop.close()
+
+
+@pytest.mark.parametrize("restored", ["with a new server id", "from an older copy, same id"])
+def test_a_store_restored_from_a_backup_gets_everything_again_by_bundle(restored: str, tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / "central.sqlite3"
+    database = Database(f"sqlite:///{path}")
+    database.migrate()
+    add_user(database.url, "thandi", "facilitator", ("EC121",))
+    user = database.user_named("thandi")
+    laptop = open_laptop(tmp_path / "laptop", "Thandi")
+    database.register_device(user, bundle_sync.public_key(laptop), by_operator=True)
+    bundle_sync.trust(laptop, database.store_key().line())
+
+    def round_trip() -> bundle_sync.TakenIn:
+        return bundle_sync.take_in(laptop, apply_bundle(database, bundle_sync.make_bundle(laptop).data).receipt)
+
+    first = new_issue(laptop, "Burst main")
+    round_trip()
+    database.close()
+    shutil.copy(path, tmp_path / "backup.sqlite3")
+    second = new_issue(laptop, "Bridge washed away")
+    old_receipt = apply_bundle(database, bundle_sync.make_bundle(laptop).data).receipt
+    bundle_sync.take_in(laptop, old_receipt)
+    database.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.copy(tmp_path / "backup.sqlite3", path)  # the store loses the second issue
+    if restored == "with a new server id":
+        database.renew_server_id()
+    else:  # a change by someone else takes the lost one's place in the log
+        other = open_laptop(tmp_path / "other2", "Sipho")
+        new_issue(other, "Dump on fire")
+        database.push(user, other.pending_ops())
+        other.close()
+    assert second not in server_states(database.url)
+
+    third = new_issue(laptop, "Streetlights out")
+    taken = round_trip()
+    assert taken.resend >= 2 and laptop.waiting_count() >= 2
+    taken = round_trip()
+    assert taken.resend == 0 and laptop.waiting_count() == 0
+    held = server_states(database.url)
+    assert {first, second, third} <= set(held)
+    assert {k: v for k, v in held.items() if k in laptop_states(laptop)} == laptop_states(laptop)
+    cursor = laptop.sync_state()["cursor"]
+    bundle_sync.take_in(laptop, old_receipt)  # from before the restore: merges, moves nothing
+    assert laptop.sync_state()["cursor"] == cursor and laptop.waiting_count() == 0
+    laptop.close()
+    database.close()

@@ -127,6 +127,9 @@ def cmd_bundle_in(args: argparse.Namespace) -> int:
         print(f"took in the central store's receipt (made {taken.made_at}): {_plural(taken.acknowledged, 'change')} "
               f"acknowledged, {_plural(taken.merged, 'change')} from others merged"
               + ("" if taken.cursor_moved else " (this laptop had them already)"))
+        if taken.resend:
+            print(f"the central store was reset or restored: {_plural(taken.resend, 'change')} this laptop holds are "
+                  "queued to go again with the next bundle or sync")
         if taken.deferred:
             print(f"{_plural(taken.deferred, 'change')} wait for records still on their way (in the next bundle again)")
         if taken.rejected:

@@ -76,6 +76,10 @@ def apply_bundle(database: Database, data: bytes, where: str = "the bundle") -> 
     cursor = payload.get("cursor") if payload.get("server_id") == server_id else None
     if not isinstance(cursor, int) or cursor <= 0:
         cursor = None
+    # this store was reset or restored since the laptop last heard from it: it must send everything again
+    start_over = bool(payload.get("server_id")) and (payload["server_id"] != server_id or _lost(database, user, cursor, payload))
+    if start_over:
+        cursor = None
     # a laptop that never synced gets a snapshot taken before its own changes go in, as online,
     # so they do not come back to it in the receipt
     snapshot, upto = _snapshot(database, user) if cursor is None else ([], cursor)
@@ -101,7 +105,8 @@ def apply_bundle(database: Database, data: bytes, where: str = "the bundle") -> 
         "acknowledged": reply["acknowledged"],
         "rejected": {r["op_id"]: r["reason"] for r in reply["rejected"] if r["op_id"]},
         "deferred": {d["op_id"]: d["reason"] for d in reply["deferred"]},
-        "ops": due, "after": after, "next": following, "next_mark": mark,
+        "ops": due, "after": after, "next": following, "next_mark": mark, "start_over": start_over,
+        "laptop_server_id": payload.get("server_id"), "laptop_mark": payload.get("cursor_mark"),
     }
     outcome.receipt = _seal_receipt(database, keys, device, server_id, sealed, payload, receipt)
     return outcome
@@ -122,6 +127,14 @@ def _again(database: Database, user: User, ops: list[dict[str, Any]], reply: dic
         if not again["acknowledged"]:
             break
     return reply
+
+
+def _lost(database: Database, user: User, cursor: int | None, payload: dict[str, Any]) -> bool:
+    """Whether the change at the laptop's cursor is no longer the one it saw (a store restored from an older copy)."""
+    seen = payload.get("cursor_mark")
+    if cursor is None or not isinstance(seen, str) or not seen:
+        return False
+    return orjson.loads(database.pull(user, cursor, 1))["mark"] != seen
 
 
 def _snapshot(database: Database, user: User) -> tuple[list[dict[str, Any]], int]:
