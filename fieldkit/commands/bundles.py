@@ -51,6 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     a = actions.add_parser("relay", help="exchange once with a national store (what `fieldkit serve --upstream` does on its own)")
     a.add_argument("--upstream", required=True, metavar="URL", help="the national central store")
     a.add_argument("--token", required=True, help="this relay's account's token on the national store")
+    a.add_argument("--insecure", action="store_true", help="allow plain HTTP to a national store on another machine")
     a.add_argument("--forget-certificate", action="store_true",
                    help="trust the national store's new certificate (after its operator replaced it and you checked it)")
     _db_option(a)
@@ -256,13 +257,16 @@ def cmd_server_key(args: argparse.Namespace) -> int:
 
 
 def cmd_server_relay(args: argparse.Namespace) -> int:
-    from fieldkit.server.relay import PIN_KEY, Relay
+    from fieldkit.server.relay import PIN_KEY, Relay, upstream_address
 
+    address, problem = upstream_address(args.upstream, args.insecure)
+    if problem:
+        raise CommandError(problem)
     database = _database(args)
     try:
         if args.forget_certificate:
             database.save_setting(PIN_KEY, "")
-        report = Relay(database, args.upstream, args.token).once()
+        report = Relay(database, address, args.token).once()
     finally:
         database.close()
     for refused in report.refused:

@@ -216,7 +216,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise CommandError("give both --upstream URL and --token T (the relay's account on the national store)")
         if not 0.5 <= args.relay_every <= 86400:
             raise CommandError(f"--relay-every {args.relay_every:g} must be between 0.5 and 86,400 seconds")
-        upstream = (args.upstream, args.token, args.relay_every)
+        from fieldkit.server.relay import upstream_address
+
+        address, problem = upstream_address(args.upstream, args.insecure)
+        if problem:
+            raise CommandError(problem)
+        upstream = (address, args.token, args.relay_every)
     try:
         serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args),
               upstream=upstream)

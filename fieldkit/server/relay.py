@@ -39,6 +39,18 @@ DOWN_WAITING_KEY = "relay_down_waiting"
 PIN_KEY = "relay_tls_pin"
 
 
+def upstream_address(url: str, insecure: bool) -> tuple[str, str | None]:
+    """The national store's address, and why not to use it: plain HTTP off this machine would show the token."""
+    from fieldkit.tls import host_and_port, is_loopback
+    from fieldkit.transport import normalise_server
+
+    address = normalise_server(url)
+    if address.startswith("http://") and not (is_loopback(host_and_port(address)[0]) or insecure):
+        return address, (f"refusing to send the relay's token to {address} over plain HTTP: use https://, "
+                         "or --insecure on a network you trust")
+    return address, None
+
+
 @dataclass
 class RelayReport:
     sent: int = 0
