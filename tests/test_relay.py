@@ -189,3 +189,11 @@ def test_a_relay_pins_the_national_stores_certificate_and_stops_at_another(tmp_p
     finally:
         national.stop()
         regional.close()
+
+
+def test_a_relay_will_not_send_its_token_over_plain_http_to_another_machine(tmp_path: Path) -> None:
+    env = {**os.environ, "FIELDKIT_HOME": str(tmp_path)}
+    for command in (["serve", "--port", "1"], ["server", "relay"]):
+        done = subprocess.run([sys.executable, "-m", "fieldkit", *command, "--db", f"sqlite:///{tmp_path / 'r.sqlite3'}",
+                               "--upstream", "http://10.1.2.3:8765", "--token", "fk_x"], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 1 and done.stderr.startswith("fieldkit: refusing to send the relay's token") and "fk_x" not in done.stderr
