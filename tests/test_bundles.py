@@ -203,7 +203,7 @@ REFUSALS = {
     "altered": "was altered after it was made",
     "cut short": "is cut short",
     "unknown laptop": "does not know laptop",
-    "revoked laptop": "was revoked on this central store",
+    "revoked laptop": "were revoked on this central store",
     "outside its area": "outside the area of the account",
 }
 

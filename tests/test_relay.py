@@ -145,6 +145,9 @@ def test_a_relay_sends_everything_again_to_a_national_store_that_was_reset(tmp_p
         synced(laptop, regional_server.url, laptop_token)
         relay = Relay(regional, national.url, relay_token)
         assert relay.once().error is None and issue in server_states(national_db.url)
+        # online, the relay registered its own key, so the office can move changes by bundle when the link is down
+        registered = national_db.device(regional.store_key().name)
+        assert registered is not None and registered.user_name == "office"
         with national_db.write() as tx:  # the national store loses everything and gets a new identity
             tx.run("DELETE FROM ops")
             tx.run("DELETE FROM records")
@@ -197,3 +200,49 @@ def test_a_relay_will_not_send_its_token_over_plain_http_to_another_machine(tmp_
         done = subprocess.run([sys.executable, "-m", "fieldkit", *command, "--db", f"sqlite:///{tmp_path / 'r.sqlite3'}",
                                "--upstream", "http://10.1.2.3:8765", "--token", "fk_x"], capture_output=True, text=True, env=env, timeout=60)
         assert done.returncode == 1 and done.stderr.startswith("fieldkit: refusing to send the relay's token") and "fk_x" not in done.stderr
+
+
+def test_an_office_without_a_link_moves_its_changes_to_the_national_store_by_bundle(tmp_path: Path) -> None:
+    from sync_fixtures import issue_op
+
+    stick, operator = tmp_path / "stick", tmp_path / "operator"
+    stick.mkdir()
+    national, regional = f"sqlite:///{tmp_path / 'national.sqlite3'}", f"sqlite:///{tmp_path / 'regional.sqlite3'}"
+
+    def fieldkit(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, "FIELDKIT_HOME": str(operator)}
+        done = subprocess.run([sys.executable, "-m", "fieldkit", *args], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0 or not ok, done.stderr
+        return done
+
+    for url in (national, regional):
+        Database(url).migrate()
+    add_user(national, "Eastern Cape office", "coordinator", provinces=("EC",))
+    add_user(national, "sipho", "facilitator", ("EC121",))
+    add_user(regional, "thandi", "facilitator", ("EC121",))
+    up, down = issue_op(), issue_op()
+    Database(regional).push(Database(regional).user_named("thandi"), [up])
+    Database(national).push(Database(national).user_named("sipho"), [down])
+
+    early = fieldkit("server", "bundle-out", "--db", regional, "-o", str(stick), ok=False)
+    assert early.returncode == 1 and "does not know the national store's key" in early.stderr
+    key = fieldkit("server", "key", "--db", regional).stdout.strip()
+    trust = fieldkit("user", "add-device", "Eastern Cape office", key, "--db", national).stdout.strip()
+    assert trust.startswith("fieldkit server trust fieldkit-store:")
+    fieldkit(*trust.split()[1:3], trust.split()[3], "--db", regional)
+
+    out = fieldkit("server", "bundle-out", "--db", regional, "-o", str(stick))
+    assert "1 change for the national store" in out.stdout
+    (bundle,) = stick.iterdir()
+    fieldkit("server", "bundle-in", str(bundle), "--db", national)
+    fieldkit("server", "bundle-in", str(bundle), "--db", national)  # twice: stored once
+    receipt = next(p for p in stick.iterdir() if ".receipt." in p.name)
+    took = fieldkit("server", "bundle-in", str(receipt), "--db", regional)
+    assert "1 change acknowledged" in took.stdout
+
+    assert up["id"] in server_states(national) and down["id"] in server_states(regional)
+    history = Database(national).history(Database(national).user_named("sipho"), up["id"])
+    assert [(h["user"], h["device"], h["author"]) for h in history] == [("Eastern Cape office", up["device"], up["author"])]
+    assert len(device_ops(national, up["device"])) == 1
+    again = fieldkit("server", "bundle-out", "--db", regional, "-o", str(stick / "second.fkbundle"))
+    assert "0 changes for the national store" in again.stdout  # what was acknowledged is not sent again

@@ -40,11 +40,20 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser("server", help="the central store's operator: bundles carried in, the store's key")
     actions = p.add_subparsers(dest="server_action", metavar="ACTION", required=True)
-    a = actions.add_parser("bundle-in", help="apply a laptop's bundle to the central store and write its receipt")
+    a = actions.add_parser("bundle-in", help="apply a laptop's (or a regional store's) bundle and write its receipt; "
+                                            "or take in the national store's receipt")
     a.add_argument("file")
     a.add_argument("-o", "--receipt", metavar="FILE", help="where to write the receipt (default: beside the bundle)")
     _db_option(a)
     a.set_defaults(handler=cmd_server_bundle_in)
+    a = actions.add_parser("bundle-out", help="a regional store without a link: its changes for the national store, in one file")
+    a.add_argument("-o", "--output", metavar="FILE", help="the file, or a folder (a USB stick) to write it in (default: here)")
+    _db_option(a)
+    a.set_defaults(handler=cmd_server_bundle_out)
+    a = actions.add_parser("trust", help="a regional store: remember the national store's key, for bundles")
+    a.add_argument("key", help="the `fieldkit server trust …` line the national store printed")
+    _db_option(a)
+    a.set_defaults(handler=cmd_server_trust)
     a = actions.add_parser("key", help="print the store's key, for laptops that never synced online")
     _db_option(a)
     a.set_defaults(handler=cmd_server_key)
@@ -213,6 +222,7 @@ def _database(args: argparse.Namespace):
 
 
 def cmd_server_bundle_in(args: argparse.Namespace) -> int:
+    from fieldkit import bundles
     from fieldkit.bundles import SUFFIX, read_bytes, write_file
     from fieldkit.server.bundles import apply_bundle
     from fieldkit.server.db import DatabaseError
@@ -220,7 +230,11 @@ def cmd_server_bundle_in(args: argparse.Namespace) -> int:
     path = Path(args.file)
     database = _database(args)
     try:
-        outcome = apply_bundle(database, read_bytes(path), str(path))
+        data = read_bytes(path)
+        sealed = bundles.read(data, str(path))
+        if sealed.kind == bundles.RECEIPT:
+            return _national_receipt(database, sealed)
+        outcome = apply_bundle(database, data, str(path))
         stem = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.stem
         receipt = Path(args.receipt) if args.receipt else path.with_name(f"{stem}.receipt{SUFFIX}")
         write_file(receipt, outcome.receipt)
@@ -240,6 +254,50 @@ def cmd_server_bundle_in(args: argparse.Namespace) -> int:
         print(f"  {_plural(len(outcome.deferred), 'change')} wait for records not here yet (they stay on the laptop)")
     print(f"receipt: {receipt} ({_plural(outcome.due, 'change')} due to the laptop); "
           "carry it back and run `fieldkit bundle in` with it there")
+    return 0
+
+
+def _national_receipt(database, sealed) -> int:
+    from fieldkit.server.relay import take_national_receipt
+
+    report = take_national_receipt(database, sealed)
+    for refused in report.refused:
+        print(safe_for_terminal(f"refused by the national store: {refused}"))
+    print(f"took in the national store's receipt: {_plural(report.sent, 'change')} acknowledged, "
+          f"{report.received:,} new here" + (f", {report.waiting:,} waiting for records still on their way" if report.waiting else ""))
+    return 0
+
+
+def cmd_server_bundle_out(args: argparse.Namespace) -> int:
+    from fieldkit.bundles import write_file
+    from fieldkit.server.db import DatabaseError
+    from fieldkit.server.relay import bundle_for_national
+
+    database = _database(args)
+    try:
+        data, count = bundle_for_national(database)
+        path = _output_path(args.output, database.store_key().name.replace("-", "")[-16:])
+        write_file(path, data)
+    except (_bundle_errors(), DatabaseError) as err:
+        raise CommandError(str(err)) from None
+    finally:
+        database.close()
+    print(f"wrote {path}: {_plural(count, 'change')} for the national store")
+    return 0
+
+
+def cmd_server_trust(args: argparse.Namespace) -> int:
+    from fieldkit.server.db import DatabaseError
+    from fieldkit.server.relay import trust_national
+
+    database = _database(args)
+    try:
+        key = trust_national(database, args.key)
+    except (_bundle_errors(), DatabaseError) as err:
+        raise CommandError(str(err)) from None
+    finally:
+        database.close()
+    print(f"this store now seals its bundles for the national store {key.name} (fingerprint {key.fingerprint})")
     return 0
 
 

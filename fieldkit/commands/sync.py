@@ -322,12 +322,10 @@ def cmd_user_new_token(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add_device(args: argparse.Namespace) -> int:
-    from fieldkit.bundles import LAPTOP_KEY, BundleError, PublicKey
+    from fieldkit.bundles import BundleError, PublicKey
 
     try:
-        key = PublicKey.parse(args.key)
-        if key.kind != LAPTOP_KEY:
-            raise CommandError("that is a central store's key; give the line `fieldkit bundle key` printed on the laptop")
+        key = PublicKey.parse(args.key)  # a laptop's, or a regional store's that relays here by bundle
         database = _database(args)
         user = database.user_named(args.name.strip())
         if user is None:
@@ -336,10 +334,15 @@ def cmd_user_add_device(args: argparse.Namespace) -> int:
         store = database.store_key()
     except (BundleError, *_account_errors()) as err:
         raise CommandError(str(err)) from None
-    print(f"laptop {key.name} (fingerprint {key.fingerprint}) now speaks for {user.name} ({_scope(user)}); "
+    what = "laptop" if key.kind == "fieldkit-laptop" else "regional store"
+    print(f"{what} {key.name} (fingerprint {key.fingerprint}) now speaks for {user.name} ({_scope(user)}); "
           "read the fingerprint back to its facilitator", file=sys.stderr)
-    print("On the laptop, so it can seal bundles for this store, run:", file=sys.stderr)
-    print(f"fieldkit bundle trust {store.line()}")
+    if key.kind == "fieldkit-laptop":
+        print("On the laptop, so it can seal bundles for this store, run:", file=sys.stderr)
+        print(f"fieldkit bundle trust {store.line()}")
+    else:
+        print("At the regional store, so it can seal bundles for this one, run:", file=sys.stderr)
+        print(f"fieldkit server trust {store.line()} --db REGIONAL-DB")
     return 0
 
 

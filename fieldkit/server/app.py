@@ -327,14 +327,12 @@ def create_app(db: Database | str | None = None, max_body: int = MAX_BODY_BYTES)
               responses={**{k: PROBLEMS[k] for k in (400, 401, 422, 503)},
                          409: {"model": Problem, "description": "the laptop is revoked, or registered with another key"}})
     def device(body: DeviceKey, user: User = Depends(current_user), db: Database = Depends(get_db)) -> dict[str, Any]:
-        """Register the calling laptop's bundle key with your account; answers the store's own key."""
-        from fieldkit.bundles import LAPTOP_KEY, BundleError, PublicKey
+        """Register the calling laptop's (or relay's) bundle key with your account; answers the store's own key."""
+        from fieldkit.bundles import BundleError, PublicKey
         from fieldkit.server.accounts import AccountError
 
         try:
-            key = PublicKey.parse(body.key)
-            if key.kind != LAPTOP_KEY:
-                raise BundleError("give a laptop's key")
+            key = PublicKey.parse(body.key)  # a laptop's, or a relay's (a regional store's) own key
             db.register_device(user, key)
         except (BundleError, AccountError) as err:
             raise HTTPException(409, str(err)) from None

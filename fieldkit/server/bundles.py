@@ -42,15 +42,14 @@ class Outcome:
 
 def _known_device(database: Database, sealed: bundles.Sealed) -> tuple[Device, User]:
     if sealed.kind != bundles.CHANGES:
-        raise bundles.BundleError(f"this is a receipt for laptop {sealed.sender}: take it back to that laptop "
-                                  "and run `fieldkit bundle in` there")
+        raise bundles.BundleError("this is a receipt from another central store; it was not made for this one")
     device = database.device(sealed.sender)
     if device is None:
         raise bundles.BundleError(
             f"refused: this central store does not know laptop {sealed.sender}; nothing was applied. Sync it online once, "
             "or register it: on the laptop `fieldkit bundle key`, here `fieldkit user add-device ACCOUNT KEY`")
     if device.revoked:
-        raise bundles.BundleError(f"refused: laptop {sealed.sender} was revoked on this central store; nothing was applied")
+        raise bundles.BundleError(f"refused: bundles from {sealed.sender} were revoked on this central store; nothing was applied")
     if device.sign_key != sealed.signer:
         raise bundles.BundleError(
             f"refused: this bundle was not signed with the key registered for laptop {sealed.sender}; nothing was applied")
@@ -165,5 +164,5 @@ def _after(database: Database, user: User, cursor: int, device: str, first_seq: 
 def _seal_receipt(database: Database, keys: bundles.Keys, device: Device, server_id: str, sealed: bundles.Sealed,
                   payload: dict[str, Any], receipt: dict[str, Any]) -> bytes:
     body = {"device": device.device, "server_id": server_id, "bundle_made_at": sealed.made_at,
-            "bundle_author": payload.get("author", ""), **receipt}
+            "bundle_author": payload.get("author", ""), "bundle_upto": payload.get("upto"), **receipt}
     return bundles.seal(bundles.RECEIPT, "central", keys, [device.box_key], body)

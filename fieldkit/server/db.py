@@ -477,6 +477,14 @@ class Database:
             tx.run("DELETE FROM meta WHERE key = ?", (key,))
             tx.run("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
 
+    def ops_by_id(self, op_ids: list[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        with self.read() as tx:
+            for start in range(0, len(op_ids), 500):
+                chunk = op_ids[start:start + 500]
+                found += [orjson.loads(op) for (op,) in tx.rows(f"SELECT op FROM ops WHERE op_id IN ({_marks(chunk)})", chunk)]
+        return found
+
     def changes_after(self, after: int, limit: int, leave_out_user: str) -> list[tuple[int, dict[str, Any]]]:
         """Changes laptops sent here after ``after`` (not copies, not what came from ``leave_out_user``), oldest first."""
         with self.read() as tx:

@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from fieldkit import bundles
+from fieldkit.bundles import STORE_KEY, BundleError, PublicKey
 from fieldkit.protocol import PULL_PAGE, PUSH_OPS
 from fieldkit.server.accounts import User
 from fieldkit.server.db import Database
@@ -37,6 +39,7 @@ DOWN_KEY = "relay_down"
 WAITING_KEY = "relay_waiting"
 DOWN_WAITING_KEY = "relay_down_waiting"
 PIN_KEY = "relay_tls_pin"
+NATIONAL_KEY = "relay_national_key"
 
 
 def upstream_address(url: str, insecure: bool) -> tuple[str, str | None]:
@@ -89,6 +92,7 @@ class Relay:
                 # so they do not come back down as copies; later, what went up comes back as already stored
                 self._down(client, info.server_id, report)
                 self._up(client, report)
+                self._introduce(client, info.server_id)
         except SyncError as err:
             report.error = str(err)
         return report
@@ -168,16 +172,35 @@ class Relay:
                 return
 
     def _take(self, ops: list[dict[str, Any]], report: RelayReport) -> None:
-        """Apply what came down; a change deferred for a record later in the same page (a snapshot writes an
-        issue's states oldest first, so a moved issue's first state names no municipality) is tried again."""
-        waiting: list[dict[str, Any]] = orjson.loads(self.database.setting(DOWN_WAITING_KEY) or "[]")
-        pending = waiting + ops
-        if not pending:
+        take_down(self.database, ops, report)
+
+    def _introduce(self, client: Any, server_id: str) -> None:
+        """Register this store's own key with the relay's account up there, and learn the national store's,
+        so the office can still move changes by bundle when the link is down for long."""
+        from fieldkit.transport import ServerError
+
+        known = orjson.loads(self.database.setting(NATIONAL_KEY) or "{}")
+        if known.get("registered") == server_id:
             return
-        deferred, stored = retry_deferred(self.database, self.national, pending)
-        report.received += stored
-        if deferred or waiting:
-            self.database.save_setting(DOWN_WAITING_KEY, orjson.dumps(deferred).decode())
+        try:
+            line = client.register_device(self.database.store_key().line())
+        except ServerError as err:
+            log.warning("the national store does not take this store's bundle key: %s", err)
+            return
+        self.database.save_setting(NATIONAL_KEY, orjson.dumps({"key": line, "registered": server_id}).decode())
+
+
+def take_down(database: Database, ops: list[dict[str, Any]], report: RelayReport) -> None:
+    """Apply what came down; a change deferred for a record later in the same page (a snapshot writes an
+    issue's states oldest first, so a moved issue's first state names no municipality) is tried again."""
+    waiting: list[dict[str, Any]] = orjson.loads(database.setting(DOWN_WAITING_KEY) or "[]")
+    pending = waiting + ops
+    if not pending:
+        return
+    deferred, stored = retry_deferred(database, User(NATIONAL, "admin"), pending)
+    report.received += stored
+    if deferred or waiting:
+        database.save_setting(DOWN_WAITING_KEY, orjson.dumps(deferred).decode())
 
 
 def retry_deferred(database: Database, user: User, ops: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
@@ -210,3 +233,79 @@ def run_forever(relay: Relay, every: float, stop: threading.Event) -> None:
                 log.warning("relayed with %s: sent %d change(s) up, brought %d down", relay.upstream, report.sent, report.received)
             last_error = None
         stop.wait(every)
+
+
+# -- an office without a link: bundles between the regional and the national store ------------------
+
+
+def trust_national(database: Database, line: str) -> PublicKey:
+    """Remember the national store's key (printed by `fieldkit user add-device` there) for bundles."""
+    key = PublicKey.parse(line)
+    if key.kind != STORE_KEY:
+        raise BundleError("that is a laptop's key; give the line the national store printed (`fieldkit server trust …`)")
+    known = orjson.loads(database.setting(NATIONAL_KEY) or "{}")
+    database.save_setting(NATIONAL_KEY, orjson.dumps({**known, "key": key.line()}).decode())
+    return key
+
+
+def _national_key(database: Database) -> PublicKey:
+    known = orjson.loads(database.setting(NATIONAL_KEY) or "{}")
+    if not known.get("key"):
+        raise BundleError("this store does not know the national store's key: relay online once (`fieldkit serve --upstream`), "
+                          "or register it there (`fieldkit server key` here, `fieldkit user add-device ACCOUNT KEY` there) "
+                          "and run the `fieldkit server trust` line it prints")
+    return PublicKey.parse(known["key"])
+
+
+def bundle_for_national(database: Database) -> tuple[bytes, int]:
+    """The changes this store's laptops brought and the national store has not acknowledged, sealed for it."""
+    national = _national_key(database)
+    keys = database.bundle_keys()
+    own = database.store_key()
+    sent_upto = int(database.setting(UP_KEY) or 0)
+    ops: list[dict[str, Any]] = orjson.loads(database.setting(WAITING_KEY) or "[]")
+    upto = sent_upto
+    while True:
+        rows = database.changes_after(upto, 5000, NATIONAL)
+        if not rows:
+            break
+        ops += [op for _, op in rows]
+        upto = rows[-1][0]
+    down = orjson.loads(database.setting(DOWN_KEY) or "{}")
+    payload = {"device": own.name, "author": f"the regional store {own.name}", "made_at": bundles.now_iso(),
+               "server_id": down.get("server_id"), "cursor": down.get("cursor", 0), "upto": upto, "ops": ops}
+    return bundles.seal(bundles.CHANGES, own.name, keys, [national.box, own.box], payload, payload["made_at"]), len(ops)
+
+
+def take_national_receipt(database: Database, sealed: bundles.Sealed) -> RelayReport:
+    """The national store's receipt for this store's bundle: acknowledgements, and the changes due here."""
+    national = _national_key(database)
+    if national.sign != sealed.signer:
+        raise BundleError("refused: this receipt was not signed by the national store this one knows; nothing was applied")
+    own = database.store_key()
+    payload = sealed.open(database.bundle_keys().box, "this central store")
+    if payload.get("device") != own.name:
+        raise BundleError(f"this receipt is for {payload.get('device')}, not for this store; nothing was applied")
+    report = RelayReport(sent=len(payload.get("acknowledged") or []))
+    report.refused = [f"{op_id}: {reason}" for op_id, reason in (payload.get("rejected") or {}).items()]
+    down = orjson.loads(database.setting(DOWN_KEY) or "{}")
+    if payload.get("start_over") and down.get("server_id") != payload.get("server_id"):
+        database.save_setting(UP_KEY, "0")  # the national store was reset: everything goes again next time
+        database.save_setting(WAITING_KEY, "[]")
+        down = {"server_id": payload.get("server_id"), "cursor": 0}
+    acknowledged = set(payload.get("acknowledged") or [])
+    deferred = list((payload.get("deferred") or {}).keys())
+    waiting = [op for op in orjson.loads(database.setting(WAITING_KEY) or "[]") if op["op_id"] not in acknowledged]
+    held = {op["op_id"] for op in waiting}
+    waiting += [op for op in database.ops_by_id(deferred) if op["op_id"] not in held]
+    database.save_setting(WAITING_KEY, orjson.dumps(waiting).decode())
+    report.waiting = len(waiting)
+    if isinstance(payload.get("bundle_upto"), int) and payload["bundle_upto"] > int(database.setting(UP_KEY) or 0):
+        if not payload.get("start_over"):
+            database.save_setting(UP_KEY, str(payload["bundle_upto"]))
+    take_down(database, payload.get("ops") or [], report)
+    after, following = payload.get("after"), payload.get("next")
+    if down.get("server_id") in (None, payload.get("server_id")) and following is not None and after is not None:
+        if after <= down.get("cursor", 0) < following:
+            database.save_setting(DOWN_KEY, orjson.dumps({"server_id": payload.get("server_id"), "cursor": following}).decode())
+    return report
