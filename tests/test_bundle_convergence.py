@@ -28,7 +28,7 @@ from fieldkit.server.accounts import check_account
 from fieldkit.server.app import create_app
 from fieldkit.server.bundles import apply_bundle
 from fieldkit.server.db import Database
-from fieldkit.server.relay import Relay
+from fieldkit.server.relay import Relay, bundle_for_national, take_national_receipt, trust_national
 from fieldkit.sync import sync
 from fieldkit.transport import Transport
 from sync_fixtures import BACKENDS, FaultyTransport, ThreadServer, core, drop_pg_schema, laptop_states, need_postgres, new_pg_schema, open_laptop
@@ -82,6 +82,11 @@ class RoutesMachine(RuleBasedStateMachine):
         self.regional_token = self.regional.add_user(user).token
         self.relay_faults = FaultyTransport()
         self.relay = Relay(self.regional, WORLD.server.url, self.relay_token, transport=self.relay_faults)
+        # the office may also go without its link and carry bundles to the national store
+        self.database.register_device(self.database.user_named("Eastern Cape office"), self.regional.store_key(), by_operator=True)
+        trust_national(self.regional, self.database.store_key().line())
+        self.office_bundles: list[bytes] = []
+        self.office_receipts: list[bytes] = []
         self.laptops = [open_laptop(self.folder / f"laptop{n}", f"Person {n}") for n in range(3)]
         self.faults = [FaultyTransport() for _ in self.laptops]
         self.made: dict[str, dict[str, Any]] = {}
@@ -193,6 +198,23 @@ class RoutesMachine(RuleBasedStateMachine):
     def a_laptop_takes_a_peers_bundle(self, pick: int, to: int) -> None:
         maker, data = self.to_peers[pick % len(self.to_peers)]
         bundle_sync.take_in(self.laptops[(maker + to) % 3], data)
+
+    @rule()
+    def the_office_writes_a_bundle(self) -> None:
+        self.office_bundles.append(bundle_for_national(self.regional)[0])
+
+    @precondition(lambda self: bool(self.office_bundles))
+    @rule(pick=st.integers(0, 99))
+    def the_national_store_takes_the_offices_bundle(self, pick: int) -> None:
+        outcome = apply_bundle(self.database, self.office_bundles[pick % len(self.office_bundles)])
+        assert outcome.refused is None and not outcome.rejected
+        self.office_receipts.append(outcome.receipt)
+
+    @precondition(lambda self: bool(self.office_receipts))
+    @rule(pick=st.integers(0, 99))
+    def the_office_takes_a_receipt(self, pick: int) -> None:
+        report = take_national_receipt(self.regional, bundles.read(self.office_receipts[pick % len(self.office_receipts)]))
+        assert not report.refused
 
     def _maker(self, data: bytes) -> int:
         sender = bundles.read(data).sender
