@@ -5,7 +5,7 @@ replica holds the same register: no change lost, none stored twice, every confli
 
 Laptop 0 syncs online with the national store, laptop 1 with the regional office (and carries its
 bundles there); laptop 2 never syncs online: an operator registered its key at the national store and
-it moves everything by bundle. The reference is the merge of every operation any laptop made.
+it moves everything by bundle. The office relays online, or carries bundles to the national store. The reference is the merge of every operation any laptop made.
 Runs over loopback HTTP (uvicorn in threads), the national store on SQLite and PostgreSQL.
 """
 
