@@ -102,7 +102,7 @@ def introduce(register, client, state: dict[str, Any]) -> str | None:
     Changes ``state`` (the sync's own copy, saved with it). Returns a notice when
     the store refuses the key; bundles are extra, so the sync goes on.
     """
-    from fieldkit.transport import ServerError
+    from fieldkit.transport import ServerError, SyncError
 
     section = _section(register, state)
     store = section.get("store") or {}
@@ -116,6 +116,8 @@ def introduce(register, client, state: dict[str, Any]) -> str | None:
             section["registered"] = state.get("server_id")  # an older store without bundles: not asked again
             return None
         return f"bundles from this laptop will not be accepted by the central store: {err}"
+    except SyncError:
+        return None  # the link dropped after the sync itself went through: asked again next time
     try:
         key = PublicKey.parse(answer)
     except BundleError:

@@ -200,10 +200,3 @@ class Transport:
         if not isinstance(reply, dict) or not isinstance(reply.get("store_key"), str):
             raise ServerError(f"{self.server} sent a reply this fieldkit does not understand (no store_key)")
         return reply["store_key"]
-
-    def send_bundle(self, data: bytes) -> bytes:
-        """Upload a bundle (``POST /bundles``); the receipt's bytes come back."""
-        response = self._client.post("/bundles", content=data, headers={"Content-Type": "application/octet-stream"})
-        if response.status_code >= 400:
-            raise ServerError(f"the central store at {self.server} refused the bundle: {_detail(response)}")
-        return response.content
