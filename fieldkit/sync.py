@@ -140,6 +140,7 @@ class _Run:
                 self.snapshot()  # before pushing, so a new laptop's own changes do not come back in it
             self.push()
             self.pull()
+        self.introduce()
         self.state["last_sync_at"] = _now()
         self.state.pop("last_error", None)
         self.register.save_sync_state(self.state)
@@ -174,6 +175,17 @@ class _Run:
             state["server_id"] = info.server_id
             if state != old:
                 self.register.save_sync_state(state)
+
+    def introduce(self) -> None:
+        """Register this laptop's bundle key with its account, so bundles carried by hand are accepted later."""
+        from fieldkit.bundle_sync import introduce
+
+        before = orjson.dumps(self.state.get("bundle"))
+        notice = introduce(self.register, self.client, self.state)
+        if notice:
+            self.result.notices.append(notice)
+        if orjson.dumps(self.state.get("bundle")) != before:
+            self.register.save_sync_state(self.state)
 
     def start_over(self, server_id: str, why: str) -> None:
         """The store lost history: queue everything this laptop holds to be sent again, and pull from the start."""

@@ -47,6 +47,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--self-signed", action="store_true",
                    help="serve https with a certificate made on first start (the default on any address but this machine's)")
     p.add_argument("--insecure", action="store_true", help="serve plain HTTP on the network (tokens can be read on the way)")
+    p.add_argument("--upstream", metavar="URL", help="relay to a national central store: send this store's changes up, bring its area's down")
+    p.add_argument("--token", help="with --upstream: the token of this relay's account on the national store")
+    p.add_argument("--relay-every", type=float, default=30.0, metavar="SECONDS",
+                   help="with --upstream: how often to exchange with the national store (default 30)")
     p.set_defaults(handler=cmd_serve)
 
     p = commands.add_parser("user", help="accounts on the central store: add, list, revoke, new-token")
@@ -70,6 +74,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     a.add_argument("name")
     _db_option(a)
     a.set_defaults(handler=cmd_user_new_token)
+    a = actions.add_parser("add-device", help="accept bundles from a laptop that never synced online (its key from `fieldkit bundle key`)")
+    a.add_argument("name", help="the account the laptop's bundles speak for")
+    a.add_argument("key", help="the line `fieldkit bundle key` printed on the laptop")
+    _db_option(a)
+    a.set_defaults(handler=cmd_user_add_device)
+    a = actions.add_parser("revoke-device", help="refuse every bundle from a laptop from now on (a lost or stolen laptop)")
+    a.add_argument("device", help="the laptop's id, as a refused bundle or `fieldkit bundle key` shows it")
+    _db_option(a)
+    a.set_defaults(handler=cmd_user_revoke_device)
 
     p = commands.add_parser("conflicts", help="records where two people changed the same field without seeing each other")
     p.add_argument("--json", action="store_true")
@@ -198,8 +211,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.max_connections <= 1_000_000:
         raise CommandError(f"--max-connections {args.max_connections} must be between 1 and 1,000,000")
     limits = Limits(header_timeout=args.header_timeout, idle_timeout=args.idle_timeout, max_connections=args.max_connections)
+    upstream = None
+    if args.upstream or args.token:
+        if not (args.upstream and args.token):
+            raise CommandError("give both --upstream URL and --token T (the relay's account on the national store)")
+        if not 0.5 <= args.relay_every <= 86400:
+            raise CommandError(f"--relay-every {args.relay_every:g} must be between 0.5 and 86,400 seconds")
+        from fieldkit.server.relay import upstream_address
+
+        address, problem = upstream_address(args.upstream, args.insecure)
+        if problem:
+            raise CommandError(problem)
+        upstream = (address, args.token, args.relay_every)
     try:
-        serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args))
+        serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args),
+              upstream=upstream)
     except (CannotStart, DatabaseError) as err:
         raise CommandError(str(err)) from None
     return 0
@@ -293,6 +319,40 @@ def cmd_user_new_token(args: argparse.Namespace) -> int:
     except _account_errors() as err:
         raise CommandError(str(err)) from None
     _show_token(account, "new token for", database)
+    return 0
+
+
+def cmd_user_add_device(args: argparse.Namespace) -> int:
+    from fieldkit.bundles import BundleError, PublicKey
+
+    try:
+        key = PublicKey.parse(args.key)  # a laptop's, or a regional store's that relays here by bundle
+        database = _database(args)
+        user = database.user_named(args.name.strip())
+        if user is None:
+            raise CommandError(f"There is no account named {args.name} (`fieldkit user list` shows them)")
+        database.register_device(user, key, by_operator=True)
+        store = database.store_key()
+    except (BundleError, *_account_errors()) as err:
+        raise CommandError(str(err)) from None
+    what = "laptop" if key.kind == "fieldkit-laptop" else "regional store"
+    print(f"{what} {key.name} (fingerprint {key.fingerprint}) now speaks for {user.name} ({_scope(user)}); "
+          "read the fingerprint back to its facilitator", file=sys.stderr)
+    if key.kind == "fieldkit-laptop":
+        print("On the laptop, so it can seal bundles for this store, run:", file=sys.stderr)
+        print(f"fieldkit bundle trust {store.line()}")
+    else:
+        print("At the regional store, so it can seal bundles for this one, run:", file=sys.stderr)
+        print(f"fieldkit server trust {store.line()} --db REGIONAL-DB")
+    return 0
+
+
+def cmd_user_revoke_device(args: argparse.Namespace) -> int:
+    try:
+        _database(args).revoke_device(args.device.strip())
+    except _account_errors() as err:
+        raise CommandError(str(err)) from None
+    print(f"revoked laptop {args.device}: its bundles are refused from now on; its changes already taken in are kept")
     return 0
 
 
