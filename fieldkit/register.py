@@ -279,7 +279,13 @@ class Register:
         real = {k: (None if v == "" else v) for k, v in changes.items() if current.get(k) != (None if v == "" else v)}
         if not real:
             return current
-        return self._write("issue", issue_id, real)
+        with self.store.transaction():
+            values = self._write("issue", issue_id, real)
+            self._write("note", self._child_id(issue_id), {  # the timeline keeps every change, who and when
+                "issue_id": issue_id, "text": model.describe_edit(current, real), "author": self.author,
+                "at": model.now_iso(), "edit": True,
+            })
+        return values
 
     def change_status(self, issue_id: str, new_status: str, note: str | None = None, at: str | None = None) -> dict[str, Any]:
         current = self.issue_values(issue_id)
@@ -446,14 +452,18 @@ class Register:
             text = f"{label}: {change['note']}" if change.get("note") else label
             entries.append(TimelineEntry(change.get("at", ""), "status", change.get("author", ""), text, change["id"]))
         for note in self.notes(issue_id):
-            entries.append(TimelineEntry(note.get("at", ""), "note", note.get("author", ""), note["text"], note["id"]))
+            kind = "edit" if note.get("edit") else "note"
+            entries.append(TimelineEntry(note.get("at", ""), kind, note.get("author", ""), note["text"], note["id"]))
         for action in self.actions(issue_id):
             due = f" (due {action['due']})" if action.get("due") else ""
             owner = f" — {action['owner']}" if action.get("owner") else ""
             entries.append(TimelineEntry(action.get("created_at", ""), "action", action.get("created_by", ""), f"{action['text']}{owner}{due}", action["id"]))
-            if action.get("done"):
-                entries.append(TimelineEntry(action.get("done_at", ""), "action_done", action.get("done_by", ""), f"Done: {action['text']}", action["id"]))
-        entries.sort(key=lambda e: (e.at, e.kind != "created"))
+            if action.get("done_at"):  # ticked off, and still shown once opened again
+                entries.append(TimelineEntry(action["done_at"], "action_done", action.get("done_by", ""), f"Done: {action['text']}", action["id"]))
+            if action.get("done_at") and not action.get("done"):
+                entries.append(TimelineEntry(action.get("updated_at", ""), "action_reopened", action.get("updated_by", ""),
+                                             f"Open again: {action['text']}", action["id"]))
+        entries.sort(key=lambda e: (e.at, e.kind != "created", e.record_id))  # ids are time-ordered: ties keep the order made
         return entries
 
     def all_actions(self) -> list[dict[str, Any]]:

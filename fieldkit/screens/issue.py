@@ -37,23 +37,8 @@ TIMELINE_LABELS = {
     "action": "action",
     "action_done": "done",
     "action_reopened": "reopened",
+    "edit": "edited",
 }
-
-
-def with_reopened_actions(entries: list[TimelineEntry], actions: list[dict[str, Any]]) -> list[TimelineEntry]:
-    """The timeline with actions ticked off and then opened again: both the "done" and the "reopened".
-
-    Un-ticking keeps who ticked it and when on the action, so the "done" line stays in the record
-    instead of vanishing; the un-ticking is the action's last change.
-    """
-    extra = []
-    for action in actions:
-        if action.get("done") or not action.get("done_at"):
-            continue
-        extra.append(TimelineEntry(action["done_at"], "action_done", action.get("done_by", ""), f"Done: {action['text']}", action["id"]))
-        extra.append(TimelineEntry(action.get("updated_at", ""), "action_reopened", action.get("updated_by", ""),
-                                   f"Open again: {action['text']}", action["id"]))
-    return sorted([*entries, *extra], key=lambda e: (e.at, e.kind != "created"))
 
 
 def local_time(stamp: str) -> str:
@@ -268,7 +253,7 @@ class IssueScreen(Screen):
             actions_list.highlighted = min(highlighted or 0, len(actions) - 1)
         else:
             actions_list.add_option(Option("No follow-up actions yet.", disabled=True))
-        self.query_one("#timeline", Static).update(timeline_table(with_reopened_actions(timeline, actions)))
+        self.query_one("#timeline", Static).update(timeline_table(timeline))
 
     def _show_conflicts(self, issue: model.Issue) -> None:
         conflicts = self.query_one("#conflicts", OptionList)
