@@ -384,6 +384,12 @@ class FieldkitApp(App[int]):
             self.started_in_ms = (time.perf_counter() - self._started) * 1000
             log.info("started in %.0f ms", self.started_in_ms)
             self.in_background(lambda r: r.find(IssueFilter(limit=1)), group="warm-up")
+            self.run_worker(self._daily_backup, thread=True, group="backup", exit_on_error=False)
+
+    def _daily_backup(self) -> None:
+        """A checked backup once a day, beside the app's own work (the store takes its lock only to copy)."""
+        if self.register.backup_if_due():
+            log.info("backed up the register to %s", self.register.store.backups.newest())
 
     # -- actions ---------------------------------------------------------------------------
 

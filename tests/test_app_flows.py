@@ -494,3 +494,23 @@ async def test_the_register_list_shows_100000_issues_and_reaches_the_last(fixed:
         await pilot.press("pageup", "up")
         await pilot.pause()
         assert issues.highlighted.title == f"Issue number {99_999 - issues._page - 1}"
+
+
+async def test_the_app_makes_the_days_backup_without_holding_up_the_dashboard(home):
+    from fieldkit.register import Register
+
+    with Register.open(home, author="Thandi Mokoena") as register:
+        register.save_settings(name="Thandi Mokoena", municipalities=["BUF"], first_run_done=True)
+        register.create_issue({"municipality": "BUF", "sector": "water", "title": "Burst main"})
+    from fieldkit.app import FieldkitApp
+
+    register = Register.open(home)
+    app = FieldkitApp(register)
+    async with app.run_test() as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if register.store.backups.list():
+                break
+    register.close()
+    backups = register.store.backups.list()
+    assert len(backups) == 1 and backups[0].name == "backup-000001.sqlite.gz"
