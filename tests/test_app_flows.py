@@ -514,3 +514,25 @@ async def test_the_app_makes_the_days_backup_without_holding_up_the_dashboard(ho
     register.close()
     backups = register.store.backups.list()
     assert len(backups) == 1 and backups[0].name == "backup-000001.sqlite.gz"
+
+
+async def test_opening_an_issue_and_leaving_it_at_once_never_ends_the_app(home):
+    """Textual's header once ended the app when a title changed while its screen was closing."""
+    from fieldkit.register import Register
+
+    with Register.open(home, author="Thandi Mokoena") as register:
+        register.save_settings(name="Thandi Mokoena", municipalities=["BUF"], first_run_done=True)
+        ids = [register.create_issue({"municipality": "BUF", "sector": "water", "title": f"Burst main {n}"})["id"] for n in range(5)]
+    from fieldkit.app import FieldkitApp
+
+    register = Register.open(home)
+    app = FieldkitApp(register)
+    async with app.run_test() as pilot:
+        for _ in range(4):
+            for issue_id in ids:
+                app.open_issue(issue_id)
+                await app.show_view("register")
+                await app.show_view("dashboard")
+        await pilot.pause(0.3)
+        assert app.is_running and app.return_code is None
+    register.close()

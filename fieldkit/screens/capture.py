@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Button, Header, Input, Label, OptionList, Select, Static, TextArea
+from textual.widgets import Button, Input, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.widgets.select import InvalidSelectValueError
 
@@ -32,6 +32,7 @@ from fieldkit.widgets.field_input import FieldInput
 from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.municipality_picker import MunicipalityPicker
 from fieldkit.widgets.register_list import STATUS_LABELS
+from fieldkit.widgets.app_header import AppHeader
 
 AUTOSAVE_S = 3.0
 SAME_PROBLEM_M = 50.0
@@ -123,7 +124,7 @@ class CaptureScreen(Screen):
     # -- the form ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AppHeader()
         with Vertical(id="same-problem-box"):
             yield Label("", id="same-problem-label")
             yield OptionList(id="same-problem")

@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Header, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from fieldkit import model, refdata
@@ -30,6 +30,7 @@ from fieldkit.safe_text import safe_for_terminal
 from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.register_list import SECTOR_SHORT
 from fieldkit.widgets.week_chart import Week, WeekChart
+from fieldkit.widgets.app_header import AppHeader
 
 OPEN_COLUMNS = ("new", "acknowledged", "in_progress", "escalated")
 COLUMN_TITLES = {"new": "New", "acknowledged": "Ack.", "in_progress": "Prog.", "escalated": "Esc."}
@@ -206,7 +207,7 @@ class DashboardScreen(Screen):
         self._announced = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AppHeader()
         yield Static("Counting the register…", id="summary")
         with Horizontal(id="top"):
             yield Static("", id="sectors")

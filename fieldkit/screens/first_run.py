@@ -11,13 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Header, Input, Label, LoadingIndicator, Static
+from textual.widgets import Button, Checkbox, Input, Label, LoadingIndicator, Static
 
 from fieldkit import practice
 from fieldkit.register import Register
 from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.municipality_picker import MunicipalityPicker
 from fieldkit.widgets.field_input import FieldInput
+from fieldkit.widgets.app_header import AppHeader
 
 def settle_in(register: Register, name: str, municipalities: list[str]) -> None:
     """Keep the answers in the real register; made-up issues never go into it (they have a register of their own)."""
@@ -34,7 +35,7 @@ class FirstRunScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AppHeader()
         with VerticalScroll(id="welcome"):
             yield Static(
                 "[b]Welcome to fieldkit.[/b] Two questions, asked only this once; "

@@ -19,7 +19,8 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widget import AwaitMount
-from textual.widgets import Header, Label, OptionList, Static
+from textual.css.query import NoMatches
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from fieldkit import model, refdata
@@ -29,6 +30,7 @@ from fieldkit.screens.dialogs import ActionScreen, ChoiceScreen, NoteScreen, Sta
 from fieldkit.sync import REFUSED_ADVICE
 from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.register_list import SEVERITY_LABELS, UNSYNCED_MARK
+from fieldkit.widgets.app_header import AppHeader
 
 TIMELINE_LABELS = {
     "created": "captured",
@@ -201,7 +203,7 @@ class IssueScreen(Screen):
         self.actions: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AppHeader()
         with Vertical(id="conflicts-box"):
             yield Label("Disagreements found by sync — tab here, enter chooses which value stands", classes="section")
             yield OptionList(id="conflicts")
@@ -233,6 +235,12 @@ class IssueScreen(Screen):
         self._show(*self.app.read(read))
 
     def _show(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], sync: SyncState) -> None:
+        try:
+            self._fill(issue, timeline, actions, sync)
+        except NoMatches:
+            pass  # the issue was left (its screen is closing) before its details arrived
+
+    def _fill(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], sync: SyncState) -> None:
         self.issue, self.actions = issue, actions
         values = issue.values
         self.sub_title = f"Issue {issue.ref}"
