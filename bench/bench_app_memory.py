@@ -103,7 +103,7 @@ def child_register(home: str) -> None:
     register = Register.open(home)
     rows = register.find()
     register.overdue_actions()
-    register.all_status_changes()
+    sum(1 for _ in register.all_status_changes())
     rng = random.Random(1)
     for n in range(50):
         target = rows[rng.randrange(len(rows))]

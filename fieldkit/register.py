@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from fieldkit import merge, model
 from fieldkit.filters import IssueFilter, IssueRow, due_this_week, row_from_values, row_to_line
@@ -466,8 +466,9 @@ class Register:
         entries.sort(key=lambda e: (e.at, e.kind != "created", e.record_id))  # ids are time-ordered: ties keep the order made
         return entries
 
-    def all_actions(self) -> list[dict[str, Any]]:
-        return [dict(a) for a in self.store.documents("action").values() if not a.get("deleted")]
+    def all_actions(self) -> Iterator[dict[str, Any]]:
+        """Every follow-up action, read from the file as it is used (a province holds 60,000)."""
+        return (values for _, values, _ in self.store.iter_kind("action") if not values.get("deleted"))
 
     def overdue_actions(self, today: date | None = None) -> list[dict[str, Any]]:
         day = today or date.today()
@@ -589,9 +590,9 @@ class Register:
         with self.store.transaction():
             self.store.delete("local", "draft")
 
-    def all_status_changes(self) -> list[dict[str, Any]]:
-        """Every status change, for counts across the register (the app's opened-and-resolved chart)."""
-        return [dict(c) for c in self.store.documents("status_change").values()]
+    def all_status_changes(self) -> Iterator[dict[str, Any]]:
+        """Every status change, for counts across the register (the app's opened-and-resolved chart), read as used."""
+        return (values for _, values, _ in self.store.iter_kind("status_change"))
 
     # -- sync: after the central store was reset -----------------------------------------
 
