@@ -482,3 +482,23 @@ def test_every_edit_appears_in_the_timeline_and_personal_details_are_not_written
     assert edits == ["Severity: Low → Critical; Ward: (none) → 4; Contact name changed"]
     assert "Nomsa" not in str(kinds) and "Sipho" not in str(kinds)
     assert [kind for kind, _ in kinds if kind.startswith("action")] == ["action", "action_done", "action_reopened"]
+
+
+def test_a_backup_beside_a_long_read_and_saves_in_other_threads_finishes(register):
+    import threading
+
+    issue = add(register, "Leak")
+    with register.store.transaction():
+        for n in range(4500):
+            register.add_note(issue["id"], f"Note {n}")
+    reading = register.all_status_changes()
+    notes = register.store.iter_kind("note")
+    next(notes)  # a long read left open part-way, as the dashboard's thread does
+    done = []
+    backup = threading.Thread(target=lambda: done.append(register.store.backup()))
+    backup.start()
+    for n in range(5):
+        register.add_note(issue["id"], f"Saved during the backup {n}")
+    backup.join(timeout=30)
+    assert done, "the backup finished"
+    assert sum(1 for _ in notes) == 4504 and list(reading) == []

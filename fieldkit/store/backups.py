@@ -68,12 +68,16 @@ class Backups:
         packed = self.folder / f".incomplete-{os.getpid()}-{number}.sqlite.gz"
         final = self.folder / f"backup-{number:06d}.sqlite.gz"
         try:
+            # A connection of its own: the copy is one read of the file, and never waits on (or holds up)
+            # the statements of the register's own connection in another thread.
+            source = sqlite3.connect(f"{db.path.as_uri()}?mode=ro", uri=True)
             target = sqlite3.connect(copy)
             try:
-                with db._lock:
-                    db.conn.backup(target)
+                source.execute("PRAGMA busy_timeout = 15000")
+                source.backup(target)
             finally:
                 target.close()
+                source.close()
             problem = verify_database(copy)
             if problem:
                 raise StoreError(f"The backup could not be checked ({problem}); the register was not changed. Run `fieldkit check`.")
