@@ -47,7 +47,7 @@ def test_saves_survive_reopening(home):
     with Register.open(home) as register:
         issue = register.issue(first["id"])
         assert issue["severity"] == "critical" and issue["status"] == "escalated"
-        assert [e.kind for e in register.timeline(first["id"])] == ["created", "status"]
+        assert [e.kind for e in register.timeline(first["id"])] == ["created", "edit", "status"]
 
 
 def test_the_register_keeps_tinydbs_document_api(register):
@@ -64,11 +64,11 @@ def test_every_change_goes_to_the_outbox_with_its_field_stamps(register):
     issue = add(register, "Leak")
     register.edit_issue(issue["id"], {"severity": "high"})
     ops = register.pending_ops()
-    assert [op["type"] for op in ops] == ["issue", "issue"]
+    assert [op["type"] for op in ops] == ["issue", "issue", "note"]  # the edit, and its line in the timeline
     assert ops[1]["fields"] == {"severity": "high"}
     assert ops[1]["seen"] == {"severity": ops[0]["hlc"]}
     register.acknowledge([ops[0]["op_id"]])
-    assert [op["op_id"] for op in register.pending_ops()] == [ops[1]["op_id"]]
+    assert [op["op_id"] for op in register.pending_ops()] == [ops[1]["op_id"], ops[2]["op_id"]]
 
 
 def test_notes_and_actions_added_in_a_burst_are_all_kept(register):
