@@ -36,7 +36,8 @@ from fieldkit.hlc import MAX_DRIFT_MS, wall_ms
 from fieldkit.store import StoreError
 from fieldkit.transport import SyncError, TooLarge, Transport, normalise_server
 
-TYPE_NAMES = {"issue": "issue", "note": "note", "action": "follow-up action", "status_change": "status change", "lesson": "lesson"}
+TYPE_NAMES = {"issue": "issue", "note": "note", "action": "follow-up action", "status_change": "status change", "lesson": "lesson",
+              "attachment": "attachment"}
 
 
 @dataclass
@@ -91,7 +92,7 @@ def record_label(register, record_type: str, record_id: str) -> str:
 def describe_op(register, op: dict[str, Any]) -> str:
     """A change in words, naming its fields but never their values (they may be personal)."""
     label = record_label(register, op["type"], op["id"])
-    if "created_at" in op["fields"] or op["type"] in ("note", "status_change"):
+    if "created_at" in op["fields"] or op["type"] in ("note", "status_change") or "sha256" in op["fields"]:
         return f"new {label}"
     return f"{label} ({', '.join(sorted(op['fields']))})"
 
@@ -273,7 +274,7 @@ class _Run:
 
     def _issue_of(self, op: dict[str, Any]) -> str | None:
         """The issue a note, follow-up action or status change hangs on."""
-        if op["type"] not in ("note", "action", "status_change"):
+        if op["type"] not in ("note", "action", "status_change", "attachment"):
             return None
         return op["fields"].get("issue_id") or (self.register.store.get(op["type"], op["id"]) or {}).get("issue_id")
 

@@ -14,7 +14,7 @@ from typing import Any
 from fieldkit.cli import CommandError
 from fieldkit.safe_text import json_for_terminal, safe_for_terminal
 
-RECORD_TYPES_WITH_CONFLICTS = ("issue", "note", "action", "status_change", "lesson")
+RECORD_TYPES_WITH_CONFLICTS = ("issue", "note", "action", "status_change", "lesson", "attachment")
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -21,11 +21,12 @@ from fieldkit.ids import is_record_id
 from fieldkit.safe_text import shown
 from fieldkit.server.accounts import User
 
-CHILD_TYPES = ("note", "action", "status_change")
+CHILD_TYPES = ("note", "action", "status_change", "attachment")
 REJECT = "reject"
 DEFER = "defer"
 
-LABELS = {"issue": "an issue", "note": "a note", "action": "a follow-up action", "status_change": "a status change", "lesson": "a lesson"}
+LABELS = {"issue": "an issue", "note": "a note", "action": "a follow-up action", "status_change": "a status change", "lesson": "a lesson",
+          "attachment": "an attachment"}
 
 
 @dataclass(slots=True)
