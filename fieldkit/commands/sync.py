@@ -26,6 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-rejected", action="store_true", help="queue refused changes again (once the reason is dealt with), then sync")
     p.add_argument("--insecure", action="store_true",
                    help="allow plain HTTP to a central store on another machine (the token can be read on the way); remembered")
+    p.add_argument("--originals", action="store_true",
+                   help="also send the originals of photos attached here (by default their reduced copies go)")
     p.add_argument("--forget-certificate", action="store_true",
                    help="trust the central store's new certificate (after its operator replaced it and you checked the fingerprint)")
     p.set_defaults(handler=cmd_sync)
@@ -47,6 +49,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--self-signed", action="store_true",
                    help="serve https with a certificate made on first start (the default on any address but this machine's)")
     p.add_argument("--insecure", action="store_true", help="serve plain HTTP on the network (tokens can be read on the way)")
+    p.add_argument("--files", metavar="DIR", help="where attached files are kept (default: $FIELDKIT_SERVER_FILES, "
+                   "else beside the SQLite database, else server-files in the data folder); back it up with the database")
     p.set_defaults(handler=cmd_serve)
 
     p = commands.add_parser("user", help="accounts on the central store: add, list, revoke, new-token")
@@ -140,7 +144,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             if state.pop("tls_pin", None):
                 register.save_sync_state(state)
                 print("forgot the central store's certificate; this sync trusts the one it shows now", file=sys.stderr)
-        result = sync(register, server=args.server, token=args.token, progress=_progress_printer(), insecure=args.insecure)
+        result = sync(register, server=args.server, token=args.token, progress=_progress_printer(), insecure=args.insecure,
+                      originals=args.originals)
     _print_result(result)
     if not result.finished:
         raise CommandError(result.error or "the sync did not finish")
@@ -152,6 +157,8 @@ def _print_result(result) -> None:
         print(safe_for_terminal(notice))
     if result.finished:
         print(f"synced with {result.server}: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
+        if result.files_sent or result.files_received:
+            print(f"files: sent {result.files_sent}, received {result.files_received}")
     elif result.sent or result.received:
         print(f"before stopping: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
     sections = (
@@ -198,7 +205,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CommandError(f"--max-connections {args.max_connections} must be between 1 and 1,000,000")
     limits = Limits(header_timeout=args.header_timeout, idle_timeout=args.idle_timeout, max_connections=args.max_connections)
     try:
-        serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args))
+        from pathlib import Path
+
+        serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args),
+              files=Path(args.files).expanduser() if args.files else None)
     except (CannotStart, DatabaseError) as err:
         raise CommandError(str(err)) from None
     return 0

@@ -152,6 +152,14 @@ def _judge(user: User, op: dict[str, Any], record: Record | None, find: Callable
     return None
 
 
+FILE_FIELDS = ("sha256", "reduced_sha256", "thumb_sha256")
+
+
+def attachment_files(values: dict[str, Any]) -> list[str]:
+    """The files an attachment names: the original, its reduced copy and thumbnail."""
+    return [values[name] for name in FILE_FIELDS if isinstance(values.get(name), str)]
+
+
 def place(record: Record, find: Callable[[str], Record | None]) -> None:
     """Set where a record belongs from its current values: an issue by its municipality, a child by its issue's."""
     values = record.state["values"]
