@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from fieldkit.model import ATTACHMENT_MAX_BYTES
 from fieldkit.server.accounts import User
-from fieldkit.server.app import current_user, get_db
+from fieldkit.server.app import PROBLEMS, Problem, current_user, get_db
 from fieldkit.server.db import Database
 from fieldkit.server.files import CHUNK_MAX, FileStorage, HashMismatch, LocalFiles, OutOfOrder
 
@@ -28,6 +28,18 @@ SHA = r"^[0-9a-f]{64}$"
 NOT_HERE = "no attachment in your account's area names this file (send its record first, or it is outside your area)"
 
 router = APIRouter(tags=["files"])
+
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    **{k: PROBLEMS[k] for k in (400, 401, 422, 503)},
+    404: {"model": Problem, "description": "no attachment in your area names this file, or the store does not have it yet"},
+}
+UPLOAD_ANSWERS: dict[int | str, dict[str, Any]] = {
+    **ANSWERS,
+    409: {"model": Problem, "description": "the chunk starts after the bytes the store holds; ask how much it has"},
+    413: PROBLEMS[413],
+    415: PROBLEMS[415],
+    422: {"model": Problem, "description": "the bytes do not match the file's SHA-256, or the request has the wrong shape"},
+}
 
 
 class UploadState(BaseModel):
@@ -57,7 +69,7 @@ def _in_scope(db: Database, user: User, sha: str) -> None:
         raise HTTPException(404, NOT_HERE)
 
 
-@router.get("/files/{sha}/upload", response_model=UploadState)
+@router.get("/files/{sha}/upload", response_model=UploadState, responses=ANSWERS)
 def upload_state(sha: str = Path(pattern=SHA), user: User = Depends(current_user), db: Database = Depends(get_db),
                  files: FileStorage = Depends(storage)) -> dict[str, Any]:
     """How much of a file the store holds: a laptop goes on from there after a cut."""
@@ -66,7 +78,7 @@ def upload_state(sha: str = Path(pattern=SHA), user: User = Depends(current_user
     return {"sha256": sha, "received": size if size is not None else files.received(sha), "complete": size is not None}
 
 
-@router.put("/files/{sha}", response_model=UploadState)
+@router.put("/files/{sha}", response_model=UploadState, responses=UPLOAD_ANSWERS)
 async def upload_chunk(request: Request, sha: str = Path(pattern=SHA),
                        offset: int = Query(ge=0, le=ATTACHMENT_MAX_BYTES), total: int = Query(ge=1, le=ATTACHMENT_MAX_BYTES),
                        user: User = Depends(current_user), db: Database = Depends(get_db),
@@ -87,7 +99,7 @@ async def upload_chunk(request: Request, sha: str = Path(pattern=SHA),
     return {"sha256": sha, "received": received, "complete": received >= total and files.size(sha) is not None}
 
 
-@router.get("/files/{sha}", responses={200: {"content": {"application/octet-stream": {}}}})
+@router.get("/files/{sha}", responses={200: {"content": {"application/octet-stream": {}}}, **ANSWERS})
 def download(sha: str = Path(pattern=SHA), offset: int = Query(0, ge=0), length: int = Query(256 * 1024, ge=1, le=CHUNK_MAX),
              user: User = Depends(current_user), db: Database = Depends(get_db),
              files: FileStorage = Depends(storage)) -> Response:
