@@ -174,3 +174,55 @@ def describe(record: dict[str, Any]) -> str:
     kind = model.ATTACHMENT_TYPES.get(record.get("media_type", ""), "file")
     caption = f" — {record['caption']}" if record.get("caption") else ""
     return f"{record.get('name', '?')} ({kind}, {size_text(record.get('size', 0))}){caption}"
+
+
+# -- choosing a file (the app's attach dialog) ---------------------------------------------
+
+
+def clean_path(text: str) -> Path:
+    """A path as typed, pasted or dropped into a terminal: quotes, ``file://`` and escaped spaces undone."""
+    from urllib.parse import unquote, urlsplit
+
+    cleaned = text.strip()
+    if len(cleaned) >= 2 and cleaned[0] == cleaned[-1] and cleaned[0] in "'\"":
+        cleaned = cleaned[1:-1]
+    if cleaned.startswith("file://"):
+        cleaned = unquote(urlsplit(cleaned).path)
+    elif "\\" in cleaned and not Path(cleaned).exists():
+        cleaned = cleaned.replace("\\ ", " ").replace("\\(", "(").replace("\\)", ")").replace("\\'", "'")
+    return Path(cleaned).expanduser()
+
+
+def start_folder(settings: dict[str, Any], home: Path | None = None) -> Path:
+    """Where the attach dialog opens: the last folder a file came from, else Pictures, Downloads, home."""
+    home = home or Path.home()
+    last = settings.get("attach_folder")
+    candidates = [Path(last)] if isinstance(last, str) and last else []
+    candidates += [home / "Pictures", home / "Downloads", home]
+    return next((c for c in candidates if c.is_dir()), home)
+
+
+def attachable(path: Path) -> bool:
+    return path.suffix.lower() in SUFFIXES
+
+
+def open_copy(register, record: dict[str, Any]) -> str:
+    """Write the copy shown (or the original, when it is here) to a private temporary folder under the
+    file's own name and open it with the system's viewer; returns what happened, in one line."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    blobs = register.store.blobs
+    sha = record["sha256"] if blobs.has(record["sha256"]) else shown_copy(record)
+    if not blobs.has(sha):
+        return f"{record.get('name', 'The file')} is not on this laptop yet; sync brings it"
+    folder = Path(tempfile.mkdtemp(prefix="fieldkit-open-"))
+    name = Path(record.get("name") or "attachment").name
+    target = folder / (name if sha == record["sha256"] else f"{Path(name).stem}-reduced.jpg")
+    target.write_bytes(blobs.get(sha))
+    viewer = shutil.which("xdg-open") or shutil.which("open")
+    if viewer is None:
+        return f"No viewer found on this system; the file is at {target}"
+    subprocess.Popen([viewer, str(target)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return f"Opened {name} in the system's viewer"
