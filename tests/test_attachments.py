@@ -149,3 +149,37 @@ def test_attach_list_and_detach_from_the_command_line(fieldkit, tmp_path: Path) 
         out.truncate(30 * 1024 * 1024)
     refused = fieldkit("attach", ref, str(big))
     assert refused.returncode == 1 and "big.pdf is 30.0 MB; files up to 25.0 MB can be attached" in refused.stderr
+
+
+def test_reports_and_exports_carry_the_attachments(register: Register, tmp_path: Path) -> None:
+    import base64
+    import csv
+    import re
+
+    from fieldkit.exports import write_export
+    from fieldkit.filters import IssueFilter
+    from fieldkit.reports import build_report, make_scope, render
+
+    issue_id = new_issue(register, lat=-32.97, lon=27.87)
+    photo = attach(register, issue_id, phone_photo(tmp_path / "burst.jpg"), caption="Water in the school yard").record
+    minutes = tmp_path / "minutes.pdf"
+    minutes.write_bytes(b"%PDF-1.4\nminutes\n%%EOF\n")
+    attach(register, issue_id, minutes)
+    html = render(build_report(register, make_scope(municipality="BUF")), "html")
+    embedded = re.findall(r'<img alt="Water in the school yard" src="data:image/jpeg;base64,([^"]+)">', html)
+    assert [base64.b64decode(e) for e in embedded] == [register.store.blobs.get(photo["thumb_sha256"])]
+    assert "http" not in html.split("<style>")[1].split("</style>")[0]  # still one self-contained file
+
+    write_export(register, "csv", IssueFilter(), str(tmp_path / "issues.csv"))
+    [row] = csv.DictReader(open(tmp_path / "issues.csv", encoding="utf-8-sig"))
+    assert row["Attachments"] == "burst.jpg; minutes.pdf"
+    write_export(register, "geojson", IssueFilter(), str(tmp_path / "issues.geojson"))
+    feature = json.loads((tmp_path / "issues.geojson").read_text())["features"][0]
+    assert feature["properties"]["media_url"] is None  # no central store yet: nowhere to point
+    register.save_sync_state({"server": "https://store.example:8765"})
+    write_export(register, "geojson", IssueFilter(), str(tmp_path / "issues.geojson"))
+    feature = json.loads((tmp_path / "issues.geojson").read_text())["features"][0]
+    assert feature["properties"]["media_url"] == f"https://store.example:8765/files/{photo['reduced_sha256']}"
+    write_export(register, "open311", IssueFilter(), str(tmp_path / "requests.json"))
+    [request] = json.loads((tmp_path / "requests.json").read_text())
+    assert request["media_url"] == feature["properties"]["media_url"]
