@@ -22,7 +22,7 @@ from typing import Iterator, Protocol
 
 from fieldkit.store.files import fsync_dir
 
-CHUNK_MAX = 4 * 1024 * 1024
+CHUNK_MAX = 8 * 1024 * 1024  # the request body limit: a whole photo may go in one request
 
 
 class HashMismatch(Exception):
