@@ -184,6 +184,13 @@ def clean_path(text: str) -> Path:
     from urllib.parse import unquote, urlsplit
 
     cleaned = text.strip()
+    if not Path(cleaned).expanduser().exists():
+        # a path dropped or pasted after the folder already in the box: "/home/me/Pictures/'/tmp/IMG 1.jpg'"
+        start = cleaned.rfind("file://")
+        if start < 0:
+            start = max(cleaned.rfind(mark) for mark in ("'/", '"/', "'~", '"~', "//", "/~/"))
+        if start > 0:
+            cleaned = cleaned[start + (1 if cleaned[start:start + 2] in ("//", "/~") else 0):]
     if len(cleaned) >= 2 and cleaned[0] == cleaned[-1] and cleaned[0] in "'\"":
         cleaned = cleaned[1:-1]
     if cleaned.startswith("file://"):

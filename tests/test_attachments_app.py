@@ -36,7 +36,8 @@ def test_a_dropped_or_pasted_path_is_read_as_the_file_it_names(tmp_path: Path) -
     photo.parent.mkdir()
     photo.write_bytes(b"\xff\xd8\xff")
     for typed in (str(photo), f"'{photo}'", f'"{photo}"  ', photo.as_uri(),
-                  str(photo).replace(" ", "\\ ").replace("(", "\\(").replace(")", "\\)")):
+                  str(photo).replace(" ", "\\ ").replace("(", "\\(").replace(")", "\\)"),
+                  f"/home/me/Pictures/'{photo}'", f"/home/me/Pictures/{photo}", f"/home/me/Pictures/{photo.as_uri()}"):
         assert clean_path(typed) == photo, typed
 
 

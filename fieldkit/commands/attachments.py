@@ -101,6 +101,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             target = Path(args.to).expanduser()
             if target.is_dir():
                 target = target / (record["name"] if sha == record["sha256"] else f"{Path(record['name']).stem}-reduced.jpg")
+            if target.exists():
+                raise CommandError(f"{target} already exists; give another file name with --to")
             tmp = target.with_name(f".{target.name}.tmp")
             tmp.write_bytes(data)
             shutil.move(str(tmp), target)
