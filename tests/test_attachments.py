@@ -183,3 +183,14 @@ def test_reports_and_exports_carry_the_attachments(register: Register, tmp_path:
     write_export(register, "open311", IssueFilter(), str(tmp_path / "requests.json"))
     [request] = json.loads((tmp_path / "requests.json").read_text())
     assert request["media_url"] == feature["properties"]["media_url"]
+
+
+def test_a_heic_photo_from_an_iphone_is_read_and_gets_a_jpeg_reduced_copy(register: Register, tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    heic = tmp_path / "IMG_7781.HEIC"
+    Image.new("RGB", (3024, 4032), (160, 40, 30)).save(heic, "HEIF", quality=80)
+    record = attach(register, new_issue(register), heic).record
+    assert record["media_type"] == "image/heic" and (record["width"], record["height"]) == (3024, 4032)
+    reduced = Image.open(io.BytesIO(register.store.blobs.get(record["reduced_sha256"])))
+    assert reduced.format == "JPEG" and reduced.size == (1200, 1600)
