@@ -67,18 +67,27 @@ def child_app(home: str) -> None:
             moments["first key"] = time.perf_counter() - moments.pop("dashboard at")
             rows = await asyncio.to_thread(register.find)
             rng = random.Random(1)
-            saves = []
+            saves, shown = [], []
             for n in range(50):
                 target = rows[rng.randrange(len(rows))]
                 self.open_issue(target.id)
                 await asyncio.sleep(0.05)
+                saved = asyncio.Event()
                 start = time.perf_counter()
-                await asyncio.to_thread(register.edit_issue, target.id, {"responsible": f"Technical services {n}"})
-                saves.append(time.perf_counter() - start)
-                self.pop_screen()
+
+                def edit(r, n=n, t=target.id):
+                    began = time.perf_counter()
+                    r.edit_issue(t, {"responsible": f"Technical services {n}"})
+                    saves.append(time.perf_counter() - began)
+
+                self.write(edit, lambda _: saved.set())  # the app's own way to save: a worker, under its register lock
+                await saved.wait()
+                shown.append(time.perf_counter() - start)
+                await self.show_view("register")  # as `r` does: back to the list, the issue closed
                 await asyncio.sleep(0.01)
             moments["save median"] = statistics.median(saves)
             moments["save worst"] = max(saves)
+            moments["round trip median"] = statistics.median(shown)
             moments.update(memory())
             self.exit()
 
@@ -94,7 +103,7 @@ def child_register(home: str) -> None:
     register = Register.open(home)
     rows = register.find()
     register.overdue_actions()
-    register.all_status_changes()
+    sum(1 for _ in register.all_status_changes())
     rng = random.Random(1)
     for n in range(50):
         target = rows[rng.randrange(len(rows))]
@@ -154,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         ["first key answered after the dashboard appears", f"{med('app', 'first key') * 1000:.0f} ms", "", "", "≤ 300 ms"],
         ["save from the app (median / worst of 50)",
          f"{med('app', 'save median') * 1000:.1f} / {max(r['save worst'] for r in runs['app']) * 1000:.1f} ms", "", "", "≤ 50 ms"],
+        ["... key to the screens showing it (median)", f"{med('app', 'round trip median') * 1000:.0f} ms", "", "", ""],
         ["resident after opening and editing 50 issues", f"{med('app', 'VmRSS'):.0f} MB", f"{med('register', 'VmRSS'):.0f} MB",
          f"{med('sqlite', 'VmRSS'):.0f} MB", "≤ 400 MB"],
         ["peak resident", f"{med('app', 'VmHWM'):.0f} MB", f"{med('register', 'VmHWM'):.0f} MB", f"{med('sqlite', 'VmHWM'):.0f} MB", ""],

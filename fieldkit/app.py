@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from fieldkit.filters import IssueFilter
 from fieldkit.model import ValidationError
 from fieldkit.register import Ambiguous, NotFound, Register
-from fieldkit.store import StoreError
+from fieldkit.store import StoreError, default_home
 
 log = logging.getLogger("fieldkit.app")
 
@@ -62,6 +62,9 @@ SUNLIGHT = Theme(
 #: The themes `ctrl+t` steps through: everyday dark, light, and high contrast for bright sunlight.
 THEMES = ("textual-dark", "textual-light", "fieldkit-sunlight")
 
+#: How often a running app looks for what another fieldkit process saved (``fieldkit add`` in a terminal).
+LOOK_FOR_SAVES_S = 1.0
+
 #: Screens other areas of fieldkit provide; their keys appear only when the module is there.
 OPTIONAL_SCREENS = {
     "reports": ("fieldkit.screens.reports", "ReportsScreen"),
@@ -72,7 +75,9 @@ OPTIONAL_SCREENS = {
 #: App-wide single-letter keys. They are priority keys, so the app acts on them in turn with the
 #: keys typed after them ("/" then "sewage" searches for sewage, even on a busy laptop); and they
 #: are off while a form, a dialog or a text box has the keyboard, so typing never triggers them.
-LETTER_ACTIONS = frozenset({"new_issue", "search", "dashboard", "register", "sync", "reports", "lessons", "imports", "help", "leave"})
+LETTER_ACTIONS = frozenset({"new_issue", "search", "dashboard", "register", "sync", "reports", "lessons", "help", "leave", "practice", "imports"})
+
+PRACTICE_TITLE = "fieldkit · PRACTICE: made-up, never sent"
 
 
 def _dashboard() -> Screen:
@@ -144,13 +149,17 @@ class FieldkitApp(App[int]):
         Binding("L", "lessons", "Lessons", tooltip="Lessons learned, captured and shared.", priority=True, id="lessons"),
         Binding("I", "imports", "Import", show=False, tooltip="Import a register kept in a spreadsheet, previewed first.",
                 priority=True, id="imports"),
+        Binding("P", "practice", "Practice", show=False, priority=True, id="practice",
+                tooltip="Switch between your register and the practice register (made-up issues, never sent)."),
         Binding("question_mark", "help", "Help", tooltip="Every key, on this screen and everywhere.", priority=True, id="help"),
-        Binding("f1", "help('always')", "Help", show=False, tooltip="Every key, even while typing in a form.", id="help-f1"),
-        Binding("ctrl+t", "next_theme", "Theme", show=False, tooltip="Dark, light, or high contrast for bright sunlight.", id="next-theme"),
+        Binding("f1", "help('always')", "Help", tooltip="Every key, even while typing in a form.", id="help-f1"),
+        Binding("ctrl+t", "next_theme", "Next theme", show=False, tooltip="Dark, light, or high contrast for bright sunlight.", id="next-theme"),
         Binding("tab", "app.focus_next", "Next field", show=False, priority=True,
                 tooltip="Move to the next field (handled in turn with fast typing).", id="next-field"),
         Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True,
                 tooltip="Move to the previous field.", id="previous-field"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit-anywhere",
+                tooltip="Leave fieldkit from anywhere, even a form (the form is kept as a draft)."),
         Binding("q", "leave", "Quit", tooltip="Leave fieldkit; an unsaved form is kept as a draft (ctrl+q works even in a form).", priority=True, id="quit"),
     ]
 
@@ -158,6 +167,9 @@ class FieldkitApp(App[int]):
                  today: date | None = None) -> None:
         super().__init__()
         self.register = register if register is not None else Register.open(home)
+        self.real_register = self.register
+        self.practice_register: Register | None = None
+        self.home = Path(home) if home is not None else Path(getattr(self.register.store, "home", None) or default_home())
         self.register_lock = threading.RLock()
         self.register_changed: Signal[set[str]] = Signal(self, "register-changed")
         self._today = today
@@ -186,12 +198,18 @@ class FieldkitApp(App[int]):
 
     def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self.set_interval(LOOK_FOR_SAVES_S, self.look_for_other_saves)
+        self.in_background(lambda r: r.unsynced_record_ids(), self._unsynced_loaded, group="unsynced")
         if not self.settings.get("first_run_done"):
             from fieldkit.screens.first_run import FirstRunScreen
 
             self.push_screen(FirstRunScreen(), self._first_run_finished)
         else:
             self.call_after_refresh(self.offer_draft)
+
+    def _unsynced_loaded(self, unsynced: set[str]) -> None:
+        """What is on its way to the central server (the issue screen marks it), read once at start."""
+        self.unsynced = unsynced
 
     def _first_run_finished(self, _result: object = None) -> None:
         self.register_changed.publish(set())
@@ -215,6 +233,73 @@ class FieldkitApp(App[int]):
             # escape: neither; the draft is offered again next time
 
         self.push_screen(ConfirmScreen(question, yes="Carry on", no="Throw it away", danger_no=True), answer)
+
+    # -- the practice register ------------------------------------------------------------
+
+    @property
+    def in_practice(self) -> bool:
+        return self.register is not self.real_register
+
+    async def use_register(self, register: Register) -> None:
+        """Work in another register (the practice one, or back to the real one): every view starts afresh."""
+        for mode in ("register", "sync", "dashboard"):  # nothing opened from the other register stays open
+            await self.show_view(mode)
+        with self.register_lock:
+            self.register = register
+            self.unsynced = register.unsynced_record_ids()
+        self.title = PRACTICE_TITLE if self.in_practice else self.TITLE
+        self.set_class(self.in_practice, "-practice")
+        self.register_changed.publish(self.unsynced)
+
+    def open_practice(self, name: str, municipalities: list[str], done: Callable[[], Any] | None = None) -> None:
+        """Make (the first time) and open the practice register, away from the interface thread."""
+        from fieldkit import practice
+
+        async def ready(register: Register) -> None:
+            self.practice_register = register
+            if self.busy_elsewhere():
+                self.notify("The practice register is ready: P switches to it when this is done.", title="Practice", timeout=8)
+                return
+            await self.use_register(register)
+            self.notify("This is the practice register: made-up issues, never sent to the central server. "
+                        "P goes back to your own register.", title="Practice", timeout=8)
+            if done is not None:
+                done()
+
+        self.in_background(lambda _r: practice.open_practice(self.home, name, municipalities), ready, group="practice")
+
+    def busy_elsewhere(self) -> bool:
+        """A form or a question is open somewhere: switching registers now would throw it away."""
+        return any(getattr(screen, "FORM", False) or screen.is_modal
+                   for stack in self._screen_stacks.values() for screen in stack)
+
+    async def action_practice(self) -> None:
+        """To the practice register; from it, back to your own (keeping it, or throwing it away)."""
+        from fieldkit import practice
+
+        if not self.in_practice:
+            if self.practice_register is not None:
+                await self.use_register(self.practice_register)
+                return
+            settings = self.real_register.settings()
+            self.notify("Making the practice register…", timeout=4)
+            self.open_practice(settings.get("name") or "", list(settings.get("municipalities") or []))
+            return
+        from fieldkit.screens.dialogs import ConfirmScreen
+
+        async def answer(keep: bool | None) -> None:
+            if keep is None:
+                return
+            await self.use_register(self.real_register)
+            if not keep and self.practice_register is not None:
+                with self.register_lock:
+                    self.practice_register.close()
+                    self.practice_register = None
+                    practice.throw_away(self.home)
+                self.notify("The practice register is thrown away.", timeout=4)
+
+        self.push_screen(ConfirmScreen("Back to your own register. Keep the practice register for another time?",
+                                       yes="Keep it", no="Throw it away", danger_no=True), answer)
 
     # -- talking to the register ----------------------------------------------------------
 
@@ -261,6 +346,24 @@ class FieldkitApp(App[int]):
         self.unsynced = unsynced
         self.register_changed.publish(unsynced)
 
+    def look_for_other_saves(self) -> None:
+        """Take in what another process saved (the command line, a second window) and show it, without a key press.
+
+        ``Register.refresh()`` answers True when another process saved since it last looked; then
+        every screen that listens to ``register_changed`` reads what it shows again.
+        """
+        if any(worker.group == "look-for-saves" and worker.is_running for worker in self.workers):
+            return  # the last look has not come back yet (a big catch-up): one at a time
+
+        def look(register: Register) -> set[str] | None:
+            return register.unsynced_record_ids() if register.refresh() is True else None
+
+        def looked(unsynced: set[str] | None) -> None:
+            if unsynced is not None:
+                self._changed(unsynced)
+
+        self.in_background(look, looked, group="look-for-saves")
+
     def show_problem(self, err: Exception) -> None:
         self.notify(str(err), title="Not saved", severity="error", timeout=8)
 
@@ -281,6 +384,12 @@ class FieldkitApp(App[int]):
             self.started_in_ms = (time.perf_counter() - self._started) * 1000
             log.info("started in %.0f ms", self.started_in_ms)
             self.in_background(lambda r: r.find(IssueFilter(limit=1)), group="warm-up")
+            self.run_worker(self._daily_backup, thread=True, group="backup", exit_on_error=False)
+
+    def _daily_backup(self) -> None:
+        """A checked backup once a day, beside the app's own work (the store takes its lock only to copy)."""
+        if self.register.backup_if_due():
+            log.info("backed up the register to %s", self.register.store.backups.newest())
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -313,19 +422,30 @@ class FieldkitApp(App[int]):
         await self.open_capture()
         self.screen.take_the_keyboard()
 
+    async def show_view(self, mode: str) -> Screen:
+        """Go to a view's own screen, as lazygit and k9s do: ``d`` is the dashboard from anywhere.
+
+        What was opened over the view (an issue, the lessons) is closed, so the view shows itself
+        and not the last thing opened there.
+        """
+        await self.switch_mode(mode)
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        return self.screen
+
     async def action_search(self) -> None:
-        await self.switch_mode("register")
-        self.screen.focus_search()
+        screen = await self.show_view("register")
+        screen.focus_search()
 
     async def action_dashboard(self) -> None:
-        await self.switch_mode("dashboard")
+        await self.show_view("dashboard")
 
     async def action_register(self) -> None:
-        await self.switch_mode("register")
+        await self.show_view("register")
 
     async def action_sync(self) -> None:
-        await self.switch_mode("sync")
-        self.screen.start_sync()
+        screen = await self.show_view("sync")
+        screen.start_sync()
 
     def action_reports(self) -> None:
         screen = self.optional.get("reports")
@@ -375,8 +495,10 @@ class FieldkitApp(App[int]):
 
         The palette is a screen of its own, so the app's keys are judged by the screen beneath it.
         """
-        yield from super().get_system_commands(screen)
         seen: set[str] = set()
+        for command in super().get_system_commands(screen):
+            seen.add(command.title)  # Textual's own Quit and Theme: each command is listed once
+            yield command
         for binding, node in self.keys_for(screen):
             if not binding.tooltip or binding.description in seen:
                 continue
@@ -402,10 +524,13 @@ class FieldkitApp(App[int]):
 def run_app() -> int:
     """Open the register on this laptop and run the app until the facilitator quits."""
     register = Register.open()
+    app: FieldkitApp | None = None
     try:
         app = FieldkitApp(register)
         result = app.run()
     finally:
+        if app is not None and app.practice_register is not None:
+            app.practice_register.close()
         register.close()
     return result if isinstance(result, int) else 0
 

@@ -198,8 +198,8 @@ CHILD_ORDER: dict[str, Callable[[dict[str, Any]], Any]] = {
 def children_by_issue(register, kind: str) -> dict[str, list[dict[str, Any]]]:
     """Every issue's follow-up actions or status changes, read in one pass over the table.
 
-    Asking the register issue by issue scans a shard each time: at 10,000 issues
-    that is most of a report's time. Exports and reports read each table once.
+    One indexed query an issue adds up at 10,000 issues; exports and reports
+    read each kind of record once.
     """
     records = [dict(r) for r in register.store.documents(kind).values() if not r.get("deleted")]
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)

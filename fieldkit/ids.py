@@ -21,9 +21,10 @@ _last_rand = 0
 def new_id(now_ms: int | None = None, shard: str | None = None) -> str:
     """A UUIDv7 string; monotonic within one process even within a millisecond.
 
-    ``shard`` fixes the last hex digit (the store shards records by it), so a
-    note can live beside its issue. Ids made in the same millisecond step by
-    sixteen, never in the last digit, so fixing it cannot make two ids equal.
+    ``shard`` fixes the last hex digit (the first release's store sharded
+    records by it and kept a note beside its issue). Ids made in the same
+    millisecond step by sixteen, never in the last digit, so fixing it cannot
+    make two ids equal.
     """
     global _last_ms, _last_rand
     ms = int(time.time() * 1000) if now_ms is None else now_ms

@@ -26,6 +26,8 @@ same state. ``tests/test_merge.py`` checks this with Hypothesis.
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Iterable
 
 from fieldkit.hlc import ZERO, wall_ms
@@ -44,8 +46,13 @@ def apply_op(state: dict[str, Any] | None, op: dict[str, Any]) -> dict[str, Any]
     return new
 
 
-def apply_op_in_place(state: dict[str, Any], op: dict[str, Any]) -> None:
-    """Apply an operation to a state the caller owns (the fast path for big pulls)."""
+def apply_op_in_place(state: dict[str, Any], op: dict[str, Any], copy_values: bool = True) -> None:
+    """Apply an operation to a state the caller owns (the fast path for big pulls).
+
+    ``copy_values=False`` when the operation was made for this call alone (a
+    pulled page, just parsed): its lists and objects are kept, not copied.
+    """
+    owned = _owned if copy_values else _as_is
     hlc, author = op["hlc"], op.get("author", "")
     seen = op.get("seen") or {}
     values, stamps, by = state["values"], state["stamps"], state["by"]
@@ -80,6 +87,13 @@ def owned(value: Any) -> Any:
     return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
 
 
+_owned = owned
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def apply_ops(state: dict[str, Any] | None, ops: Iterable[dict[str, Any]]) -> dict[str, Any]:
     new = copy.deepcopy(state) if state else empty_state()
     for op in ops:
@@ -107,10 +121,13 @@ def last_change(state: dict[str, Any]) -> tuple[str, str]:
     return stamps[name], state["by"].get(name, "")
 
 
-def stamp_time_iso(stamp: str) -> str:
-    from datetime import datetime, timezone
+@lru_cache(maxsize=4096)
+def _second_iso(second: int) -> str:
+    return datetime.fromtimestamp(second, tz=timezone.utc).isoformat()
 
-    return datetime.fromtimestamp(wall_ms(stamp) / 1000, tz=timezone.utc).replace(microsecond=0).isoformat()
+
+def stamp_time_iso(stamp: str) -> str:
+    return _second_iso(wall_ms(stamp) // 1000)
 
 
 def op_problem(op: Any) -> str | None:
@@ -162,10 +179,14 @@ def pack_state(state: dict[str, Any]) -> dict[str, Any]:
     stamps, by = state["stamps"], state["by"]
     packed: dict[str, Any] = {}
     if stamps:
-        counts: dict[str, int] = {}
-        for stamp in stamps.values():
-            counts[stamp] = counts.get(stamp, 0) + 1
-        main = max(counts, key=lambda s: (counts[s], s))
+        distinct = set(stamps.values())
+        if len(distinct) == 1:
+            (main,) = distinct  # the common case: one operation wrote the record
+        else:
+            counts: dict[str, int] = {}
+            for stamp in stamps.values():
+                counts[stamp] = counts.get(stamp, 0) + 1
+            main = max(counts, key=lambda s: (counts[s], s))
         author = next(by.get(name, "") for name, stamp in stamps.items() if stamp == main)
         packed["s"], packed["a"] = main, author
         other_stamps = {name: stamp for name, stamp in stamps.items() if stamp != main}

@@ -291,7 +291,8 @@ def check_ward(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return f"Ward must be a whole number, not '{shown(value)}'"
     if not 1 <= value <= WARD_MAX:
-        return f"Ward {value} is not a ward number; wards are numbered from 1"
+        return (f"Ward {value} is not a ward number: fieldkit checks only that a ward is a whole number from 1 to {WARD_MAX} "
+                "(it does not yet know how many wards each municipality has; check the number with the municipality)")
     return None
 
 
@@ -521,6 +522,7 @@ FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "text": _text("Note", TEXT_MAX, required=True, multiline=True),
         "author": _text("Author", 120),
         "at": _timestamp("Time"),
+        "edit": check_bool("Field edit"),
         "deleted": check_bool("Deleted"),
     },
     "action": {
@@ -782,3 +784,33 @@ class Issue:
     @property
     def municipality(self) -> refdata.Municipality | None:
         return refdata.get(self.values.get("municipality", ""))
+
+
+def describe_edit(before: dict[str, Any], changes: dict[str, Any]) -> str:
+    """An edit as one timeline line: 'Severity: Low → Critical; Ward: 3 → 4'.
+
+    A community contact's name and phone are personal information: the line
+    says that they changed, never what they were or became.
+    """
+    def shown(name: str, value: Any) -> str:
+        if value in (None, "", []):
+            return "(none)"
+        choices = {"severity": SEVERITIES, "sector": SECTORS, "source": SOURCES}.get(name)
+        if choices is not None:
+            return choices.get(value, str(value))
+        if name == "category":
+            return category_label(changes.get("sector", before.get("sector")), value)
+        if name == "needs" and isinstance(value, list):
+            return f"{len(value)} need{'s' if len(value) != 1 else ''}"
+        text = str(value).replace("\n", " ")
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    parts = []
+    for name, value in changes.items():
+        label = name.replace("_", " ").capitalize()
+        if name in PERSONAL_FIELDS:
+            parts.append(f"{label} changed")
+        else:
+            parts.append(f"{label}: {shown(name, before.get(name))} → {shown(name, value)}")
+    text = "; ".join(parts)
+    return text if len(text) <= 1000 else text[:997] + "..."

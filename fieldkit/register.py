@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from fieldkit import merge, model
 from fieldkit.filters import IssueFilter, IssueRow, due_this_week, row_from_values, row_to_line
@@ -42,6 +42,22 @@ class TimelineEntry:
     author: str
     text: str
     record_id: str
+
+
+class _Packing:
+    """A record's packed merge state and lookup line, worked out once, when its transaction is written."""
+
+    __slots__ = ("kind", "record_id", "values", "state")
+
+    def __init__(self, kind: str, record_id: str, values: dict[str, Any], state: dict[str, Any]):
+        self.kind, self.record_id, self.values, self.state = kind, record_id, values, state
+
+    def __call__(self) -> tuple[dict[str, Any], tuple[str, str, str, str] | None]:
+        line = None
+        if self.kind == "issue":
+            row = row_from_values(self.record_id, self.values)
+            line = (row.ref, row.municipality, row.status, row_to_line(row))
+        return merge.pack_state(self.state), line
 
 
 class Register:
@@ -155,6 +171,10 @@ class Register:
     # -- writing -------------------------------------------------------------------
 
     def _state(self, record_type: str, record_id: str) -> dict[str, Any] | None:
+        """A record's merge state as saved now (this transaction's own, if it changed it already)."""
+        pending = self.store.staged_finish(record_type, record_id)
+        if isinstance(pending, _Packing):
+            return pending.state
         found = self.store.get_with_state(record_type, record_id)
         return merge.unpack_state(found[1], found[0]) if found else None
 
@@ -194,21 +214,21 @@ class Register:
         self._save_replica()
         return values
 
-    def _record(self, record_type: str, record_id: str, state: dict[str, Any]) -> tuple[str, str, dict[str, Any], dict[str, Any], tuple[str, str] | None]:
-        """What the store keeps of a record: its values (with who and when), packed merge state, lookup line."""
+    @staticmethod
+    def _values(record_id: str, state: dict[str, Any]) -> dict[str, Any]:
+        """A record's values as the store keeps them: its fields, with who changed it last and when."""
         stamp, by = merge.last_change(state)
         values = dict(state["values"])
         values["id"] = record_id
         values["updated_at"] = merge.stamp_time_iso(stamp)
         values["updated_by"] = by
         values["conflicts"] = len(merge.conflicts(state))
-        line = (str(values.get("ref", "")), row_to_line(row_from_values(record_id, values))) if record_type == "issue" else None
-        return record_type, record_id, values, merge.pack_state(state), line
+        return values
 
     def _save_state(self, record_type: str, record_id: str, state: dict[str, Any]) -> dict[str, Any]:
-        record = self._record(record_type, record_id, state)
-        self.store.put(record[0], record[1], record[2], record[3], record[4])
-        return record[2]
+        values = self._values(record_id, state)
+        self.store.put(record_type, record_id, values, finish=_Packing(record_type, record_id, values, state))
+        return values
 
     def _save_replica(self) -> None:
         self._replica.update(device_id=self.device_id, clock=self.clock.last)
@@ -259,7 +279,13 @@ class Register:
         real = {k: (None if v == "" else v) for k, v in changes.items() if current.get(k) != (None if v == "" else v)}
         if not real:
             return current
-        return self._write("issue", issue_id, real)
+        with self.store.transaction():
+            values = self._write("issue", issue_id, real)
+            self._write("note", self._child_id(issue_id), {  # the timeline keeps every change, who and when
+                "issue_id": issue_id, "text": model.describe_edit(current, real), "author": self.author,
+                "at": model.now_iso(), "edit": True,
+            })
+        return values
 
     def change_status(self, issue_id: str, new_status: str, note: str | None = None, at: str | None = None) -> dict[str, Any]:
         current = self.issue_values(issue_id)
@@ -406,7 +432,7 @@ class Register:
         return len(self.index)
 
     def _children_of(self, kind: str, issue_id: str) -> list[dict[str, Any]]:
-        """Notes, actions or status changes of one issue: they live in its shard."""
+        """Notes, actions or status changes of one issue (found by the store's index on their issue)."""
         return [r for r in self.store.children(kind, issue_id) if not r.get("deleted")]
 
     def notes(self, issue_id: str) -> list[dict[str, Any]]:
@@ -426,23 +452,28 @@ class Register:
             text = f"{label}: {change['note']}" if change.get("note") else label
             entries.append(TimelineEntry(change.get("at", ""), "status", change.get("author", ""), text, change["id"]))
         for note in self.notes(issue_id):
-            entries.append(TimelineEntry(note.get("at", ""), "note", note.get("author", ""), note["text"], note["id"]))
+            kind = "edit" if note.get("edit") else "note"
+            entries.append(TimelineEntry(note.get("at", ""), kind, note.get("author", ""), note["text"], note["id"]))
         for action in self.actions(issue_id):
             due = f" (due {action['due']})" if action.get("due") else ""
             owner = f" — {action['owner']}" if action.get("owner") else ""
             entries.append(TimelineEntry(action.get("created_at", ""), "action", action.get("created_by", ""), f"{action['text']}{owner}{due}", action["id"]))
-            if action.get("done"):
-                entries.append(TimelineEntry(action.get("done_at", ""), "action_done", action.get("done_by", ""), f"Done: {action['text']}", action["id"]))
+            if action.get("done_at"):  # ticked off, and still shown once opened again
+                entries.append(TimelineEntry(action["done_at"], "action_done", action.get("done_by", ""), f"Done: {action['text']}", action["id"]))
+            if action.get("done_at") and not action.get("done"):
+                entries.append(TimelineEntry(action.get("updated_at", ""), "action_reopened", action.get("updated_by", ""),
+                                             f"Open again: {action['text']}", action["id"]))
         for attachment in self.attachments(issue_id, removed=True):
             name = attachment.get("name", "")
             entries.append(TimelineEntry(attachment.get("at", ""), "attached", attachment.get("author", ""), f"Attached {name}", attachment["id"]))
             if attachment.get("deleted"):
                 entries.append(TimelineEntry(attachment.get("removed_at", ""), "detached", attachment.get("removed_by", ""), f"Removed {name}", attachment["id"]))
-        entries.sort(key=lambda e: (e.at, e.kind != "created"))
+        entries.sort(key=lambda e: (e.at, e.kind != "created", e.record_id))  # ids are time-ordered: ties keep the order made
         return entries
 
-    def all_actions(self) -> list[dict[str, Any]]:
-        return [dict(a) for a in self.store.documents("action").values() if not a.get("deleted")]
+    def all_actions(self) -> Iterator[dict[str, Any]]:
+        """Every follow-up action, read from the file as it is used (a province holds 60,000)."""
+        return (values for _, values, _ in self.store.iter_kind("action") if not values.get("deleted"))
 
     def overdue_actions(self, today: date | None = None) -> list[dict[str, Any]]:
         day = today or date.today()
@@ -513,9 +544,10 @@ class Register:
                 if state is None:
                     found = stored.get(key)
                     state = states[key] = merge.unpack_state(found[1], found[0]) if found else merge.empty_state()
-                merge.apply_op_in_place(state, op)
+                merge.apply_op_in_place(state, op, copy_values=False)
                 self.clock.receive(op["hlc"])
-            self.store.put_many(self._record(kind, record_id, state) for (kind, record_id), state in states.items())
+            for (kind, record_id), state in states.items():
+                self._save_state(kind, record_id, state)
             if sync_state is not None:
                 self.store.set_local("sync", sync_state)
             self._save_replica()
@@ -563,9 +595,9 @@ class Register:
         with self.store.transaction():
             self.store.delete("local", "draft")
 
-    def all_status_changes(self) -> list[dict[str, Any]]:
-        """Every status change, for counts across the register (the app's opened-and-resolved chart)."""
-        return [dict(c) for c in self.store.documents("status_change").values()]
+    def all_status_changes(self) -> Iterator[dict[str, Any]]:
+        """Every status change, for counts across the register (the app's opened-and-resolved chart), read as used."""
+        return (values for _, values, _ in self.store.iter_kind("status_change"))
 
     # -- sync: after the central store was reset -----------------------------------------
 

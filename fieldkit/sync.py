@@ -145,6 +145,7 @@ class _Run:
                 self.snapshot()  # before pushing, so a new laptop's own changes do not come back in it
             self.push()
             self.pull()
+        self.introduce()
         self.files()
         self.state["last_sync_at"] = _now()
         self.state.pop("last_error", None)
@@ -197,6 +198,17 @@ class _Run:
             state["server_id"] = info.server_id
             if state != old:
                 self.register.save_sync_state(state)
+
+    def introduce(self) -> None:
+        """Register this laptop's bundle key with its account, so bundles carried by hand are accepted later."""
+        from fieldkit.bundle_sync import introduce
+
+        before = orjson.dumps(self.state.get("bundle"))
+        notice = introduce(self.register, self.client, self.state)
+        if notice:
+            self.result.notices.append(notice)
+        if orjson.dumps(self.state.get("bundle")) != before:
+            self.register.save_sync_state(self.state)
 
     def start_over(self, server_id: str, why: str) -> None:
         """The store lost history: queue everything this laptop holds to be sent again, and pull from the start."""
@@ -459,6 +471,10 @@ def sync(register, server: str | None = None, token: str | None = None,
     inject faults). Plain HTTP goes only to this machine unless ``insecure``;
     over https a store without an authority's certificate is pinned on first use.
     """
+    from fieldkit import practice
+
+    if practice.is_practice(register):
+        return SyncResult(0, 0, [], [], "", False, practice.REFUSED)
     remembered = register.sync_state()
     url = server or (client.server if client else None) or remembered.get("server")
     token = token or remembered.get("token")
@@ -504,3 +520,29 @@ def sync_status(register) -> dict[str, Any]:
         "last_error": state.get("last_error"),
         "last_attempt_at": state.get("last_attempt_at"),
     }
+
+
+#: What a person can do about a refused change, said wherever refused changes are shown.
+REFUSED_ADVICE = ("ask your coordinator to widen your account's scope, change the issue's municipality, "
+                  "or stop sending the change")
+
+
+def refused_summary(refused: list[tuple[str, str]], examples: int = 3) -> list[str]:
+    """Refused changes in a few lines: how many for each reason, the first few, how to see them all.
+
+    A laptop whose account lost a municipality can have thousands refused; one line each buries the rest.
+    """
+    if not refused:
+        return []
+    by_reason: dict[str, list[str]] = {}
+    for what, reason in refused:
+        by_reason.setdefault(reason, []).append(what)
+    lines = [f"refused by the central store: {len(refused):,} change{'s' if len(refused) != 1 else ''} "
+             "(kept on this laptop, marked refused):"]
+    for reason, changes in sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0])):
+        shown = ", ".join(changes[:examples])
+        more = f" and {len(changes) - examples:,} more" if len(changes) > examples else ""
+        lines.append(f"  {len(changes):,} × {reason} — e.g. {shown}{more}")
+    lines.append(f"  `fieldkit sync --rejected` lists them all; {REFUSED_ADVICE} "
+                 "(`fieldkit sync --retry-rejected` sends them again once dealt with)")
+    return lines

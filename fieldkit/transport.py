@@ -220,3 +220,10 @@ class Transport:
     def snapshot(self, after_id: str = "", limit: int = protocol.PULL_PAGE) -> protocol.SnapshotReply:
         params = {"after_id": after_id, "limit": limit}
         return self._parse(protocol.parse_snapshot_reply, self.request("GET", "/sync/snapshot", params=params))
+
+    def register_device(self, key_line: str) -> str:
+        """Register this laptop's bundle key with the token's account; the store's own key line comes back."""
+        reply = self.request("POST", "/sync/device", payload={"key": key_line}, retries=2)
+        if not isinstance(reply, dict) or not isinstance(reply.get("store_key"), str):
+            raise ServerError(f"{self.server} sent a reply this fieldkit does not understand (no store_key)")
+        return reply["store_key"]

@@ -1,8 +1,10 @@
 """A facilitator's first day, typed into the real app in a real terminal (tmux), screen by screen.
 
-First start (name, municipalities, the demo register), five issues captured, one
-found by search, escalated with a note, a follow-up action added, quit, and a
-second start that must go straight to the dashboard with everything still there.
+First start (name, municipalities; no practice register), five issues captured, one
+found by search, escalated with a note, a follow-up action added, ``/`` ``d`` ``r`` from
+the opened issue (each goes to its view), an issue added with ``fieldkit add`` in another
+process showing up without a key press, quit, and a second start that must go straight to
+the dashboard with everything still there.
 
     python scripts/tmux_day.py             # prints each screen as it goes; exits 1 if a step fails
     python scripts/tmux_day.py --keep      # leave the tmux session and the data folder for a look
@@ -13,6 +15,7 @@ Needs tmux. Uses a fresh data folder (FIELDKIT_HOME), never your own register.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -82,13 +85,13 @@ def day(terminal: Terminal) -> None:
     terminal.type("mbhashe")
     show("municipality search", terminal.wait_for("EC121 Mbhashe"))
     terminal.keys("Enter", "C-s")
-    show("dashboard after the demo loads", terminal.wait_for("Needs attention", timeout=60))
+    show("dashboard on the first start", terminal.wait_for("Needs attention", timeout=60))
 
     for ward, sector, downs, title in ISSUES:
         terminal.keys("n")
         terminal.wait_for("New issue")
         terminal.type("mbhashe")
-        terminal.keys("Enter", "Tab")
+        terminal.keys("Enter")  # takes Mbhashe and moves on to the ward
         terminal.type(ward)
         terminal.keys("Tab", "Enter")
         terminal.wait_for("Community facilities")  # the sector list is open: a person looks before typing
@@ -104,7 +107,7 @@ def day(terminal: Terminal) -> None:
 
     terminal.type("/")
     terminal.type("sewage school gate")
-    show("search", terminal.wait_for("1 of 245"))
+    show("search", terminal.wait_for("1 of 5"))
     terminal.keys("Enter", "Enter")
     terminal.wait_for("Follow-up actions")
     terminal.keys("s")
@@ -124,6 +127,23 @@ def day(terminal: Terminal) -> None:
     terminal.type("+7")
     terminal.keys("Enter")
     show("action added", terminal.wait_for("Meet the technical services manager on site"))
+    terminal.keys("d")
+    show("d from the opened issue", terminal.wait_for("Open issues by sector"))
+    terminal.keys("r")
+    show("r from the dashboard: the register, not the issue opened there", terminal.wait_for("Reference"))
+    terminal.keys("Enter")
+    terminal.wait_for("Follow-up actions")
+    terminal.type("/")
+    terminal.type("pothole")
+    show("/ from an opened issue searches the register", terminal.wait_for("1 of 5"))
+    terminal.keys("Escape", "d")
+    terminal.wait_for("open of 5")
+    added = subprocess.run([sys.executable, "-m", "fieldkit", "add", "--municipality", "EC121", "--sector", "water",
+                            "--title", "Added from another terminal"], cwd=ROOT, capture_output=True, text=True,
+                           env={**os.environ, "FIELDKIT_HOME": str(terminal.home)})
+    if added.returncode:
+        raise SystemExit(f"FAILED: fieldkit add: {added.stderr}")
+    show("fieldkit add in another terminal, no key pressed", terminal.wait_for("open of 6", timeout=5))
     terminal.keys("q")
     for _ in range(50):
         if not terminal.running():
@@ -138,7 +158,7 @@ def day(terminal: Terminal) -> None:
         raise SystemExit("FAILED: the first-run questions came back")
     terminal.type("/")
     terminal.type("sewage school gate")
-    terminal.wait_for("1 of 245")
+    terminal.wait_for("1 of 6")
     terminal.keys("Enter", "Enter")
     shown = terminal.wait_for("Escalated: No response from the municipality")
     show("the escalated issue after a restart", shown)

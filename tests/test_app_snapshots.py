@@ -75,7 +75,7 @@ def test_capture_with_a_wrong_ward(app: FieldkitApp, snap_compare) -> None:
         await settle(pilot)
         await pilot.press("n")
         await settle(pilot)
-        await pilot.press(*"buffalo", "enter", "tab", *"12b")
+        await pilot.press(*"buffalo", "enter", *"12b")
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=capture)
@@ -108,3 +108,26 @@ def test_help(app: FieldkitApp, snap_compare) -> None:
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=help_screen)
+
+
+def test_capture_with_the_keyboard_on_a_choice(app: FieldkitApp, snap_compare) -> None:
+    """The focused field shows at a glance: its label is a bar, the choice box fills with the accent."""
+    async def capture(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        await pilot.press(*"buffalo", "enter", *"12", "tab")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=capture)
+
+
+def test_issue_detail_with_the_keyboard_on_the_actions(app: FieldkitApp, snap_compare) -> None:
+    async def open_issue(pilot) -> None:
+        await settle(pilot)
+        pilot.app.open_issue(issue_titled(pilot.app, "Burst bulk main"))
+        await settle(pilot)
+        await pilot.press("tab")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_issue)

@@ -46,7 +46,8 @@ def test_capture_look_up_and_follow_up(fieldkit):
 
     shown = json.loads(fieldkit("show", ref, "--json").stdout)
     assert shown["status"] == "escalated" and shown["ward"] == 13
-    assert [e["kind"] for e in shown["timeline"]] == ["created", "status", "note", "action"]
+    assert [e["kind"] for e in shown["timeline"]] == ["created", "status", "note", "action", "edit"]
+    assert shown["timeline"][-1]["text"] == "Ward: 12 → 13; Description: (none) → Valve chamber flooded"
     assert json.loads(fieldkit("find", "--overdue", "--json").stdout)[0]["id"] == issue_id
 
     assert fieldkit("done", action_id[:13]).returncode == 0

@@ -25,10 +25,12 @@ issue = st.fixed_dictionaries({
 })
 question = st.builds(
     IssueFilter,
-    text=st.sampled_from(["", "burst", "ward 12", "ward 4", "burst clinic", "buffalo", "r61", "sewage tsh"]),
+    text=st.sampled_from(["", "burst", "ward 12", "ward 4", "burst clinic", "buffalo", "r61", "sewage tsh", "st", "100%_"]),
     statuses=st.sampled_from([frozenset(), frozenset({"new"}), frozenset({"new", "closed"})]),
     sectors=st.sampled_from([frozenset(), frozenset({"water"})]),
     municipalities=st.sampled_from([frozenset(), frozenset({"EC121"})]),
+    districts=st.sampled_from([frozenset(), frozenset({"DC12"}), frozenset({"BUF"})]),
+    provinces=st.sampled_from([frozenset(), frozenset({"GP"}), frozenset({"EC", "NC"})]),
     open_only=st.booleans(),
     sort=st.sampled_from(["updated", "severity", "municipality", "title"]),
     descending=st.booleans(),
@@ -49,7 +51,8 @@ def test_index_agrees_with_the_rule(values, edits, questions):
     store = Store(folder.name)
 
     def save(issue_id, doc):
-        store.put("issue", issue_id, doc, None, (doc.get("ref", ""), row_to_line(row_from_values(issue_id, doc))))
+        row = row_from_values(issue_id, doc)
+        store.put("issue", issue_id, doc, None, (row.ref, row.municipality, row.status, row_to_line(row)))
 
     with store.transaction():
         for issue_id, doc in documents.items():

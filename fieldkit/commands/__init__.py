@@ -1,7 +1,7 @@
 """Command-line commands, one module an area; each module has ``register(subparsers)``.
 
 Areas: ``core`` (the register: add, find, show, edit, ...), ``sync`` (sync, serve,
-user) and ``reports`` (export, report, lessons). A module that is not there yet
+user), ``reports`` (export, report, lessons) and ``bundles`` (sync by hand: bundle, server). A module that is not there yet
 is skipped, so the areas can land one at a time.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-AREAS = ("core", "sync", "reports", "attachments")
+AREAS = ("core", "sync", "reports", "bundles", "attachments")
 
 
 def all_command_modules() -> list[ModuleType]:

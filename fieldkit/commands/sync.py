@@ -51,6 +51,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--insecure", action="store_true", help="serve plain HTTP on the network (tokens can be read on the way)")
     p.add_argument("--files", metavar="DIR", help="where attached files are kept (default: $FIELDKIT_SERVER_FILES, "
                    "else beside the SQLite database, else server-files in the data folder); back it up with the database")
+    p.add_argument("--upstream", metavar="URL", help="relay to a national central store: send this store's changes up, bring its area's down")
+    p.add_argument("--token", help="with --upstream: the token of this relay's account on the national store")
+    p.add_argument("--relay-every", type=float, default=30.0, metavar="SECONDS",
+                   help="with --upstream: how often to exchange with the national store (default 30)")
     p.set_defaults(handler=cmd_serve)
 
     p = commands.add_parser("user", help="accounts on the central store: add, list, revoke, new-token")
@@ -74,6 +78,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     a.add_argument("name")
     _db_option(a)
     a.set_defaults(handler=cmd_user_new_token)
+    a = actions.add_parser("add-device", help="accept bundles from a laptop that never synced online (its key from `fieldkit bundle key`)")
+    a.add_argument("name", help="the account the laptop's bundles speak for")
+    a.add_argument("key", help="the line `fieldkit bundle key` printed on the laptop")
+    _db_option(a)
+    a.set_defaults(handler=cmd_user_add_device)
+    a = actions.add_parser("revoke-device", help="refuse every bundle from a laptop from now on (a lost or stolen laptop)")
+    a.add_argument("device", help="the laptop's id, as a refused bundle or `fieldkit bundle key` shows it")
+    _db_option(a)
+    a.set_defaults(handler=cmd_user_revoke_device)
 
     p = commands.add_parser("conflicts", help="records where two people changed the same field without seeing each other")
     p.add_argument("--json", action="store_true")
@@ -146,6 +159,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 print("forgot the central store's certificate; this sync trusts the one it shows now", file=sys.stderr)
         result = sync(register, server=args.server, token=args.token, progress=_progress_printer(), insecure=args.insecure,
                       originals=args.originals)
+        if result.finished and result.received and register.backup_if_due():
+            print(f"backed up the register ({register.store.backups.newest()})", file=sys.stderr)
     _print_result(result)
     if not result.finished:
         raise CommandError(result.error or "the sync did not finish")
@@ -161,15 +176,14 @@ def _print_result(result) -> None:
             print(f"files: sent {result.files_sent}, received {result.files_received}")
     elif result.sent or result.received:
         print(f"before stopping: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
-    sections = (
-        (result.rejected, "refused by the central store (kept on this laptop, marked; `fieldkit sync --rejected` lists them):"),
-        (result.deferred, "waiting for records still on their way (sent again next time):"),
-    )
-    for entries, heading in sections:
-        if entries:
-            print(heading)
-            for what, reason in entries:
-                print(safe_for_terminal(f"  {what}: {reason}"))
+    from fieldkit.sync import refused_summary
+
+    for line in refused_summary(result.rejected):
+        print(safe_for_terminal(line))
+    if result.deferred:
+        print("waiting for records still on their way (sent again next time):")
+        for what, reason in result.deferred:
+            print(safe_for_terminal(f"  {what}: {reason}"))
     if result.conflicts:
         print("conflicts — two people changed the same field; the value kept is shown (`fieldkit resolve` settles them):")
         for line in result.conflicts:
@@ -204,11 +218,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.max_connections <= 1_000_000:
         raise CommandError(f"--max-connections {args.max_connections} must be between 1 and 1,000,000")
     limits = Limits(header_timeout=args.header_timeout, idle_timeout=args.idle_timeout, max_connections=args.max_connections)
+    upstream = None
+    if args.upstream or args.token:
+        if not (args.upstream and args.token):
+            raise CommandError("give both --upstream URL and --token T (the relay's account on the national store)")
+        if not 0.5 <= args.relay_every <= 86400:
+            raise CommandError(f"--relay-every {args.relay_every:g} must be between 0.5 and 86,400 seconds")
+        from fieldkit.server.relay import upstream_address
+
+        address, problem = upstream_address(args.upstream, args.insecure)
+        if problem:
+            raise CommandError(problem)
+        upstream = (address, args.token, args.relay_every)
     try:
         from pathlib import Path
 
         serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args),
-              files=Path(args.files).expanduser() if args.files else None)
+              upstream=upstream, files=Path(args.files).expanduser() if args.files else None)
     except (CannotStart, DatabaseError) as err:
         raise CommandError(str(err)) from None
     return 0
@@ -302,6 +328,40 @@ def cmd_user_new_token(args: argparse.Namespace) -> int:
     except _account_errors() as err:
         raise CommandError(str(err)) from None
     _show_token(account, "new token for", database)
+    return 0
+
+
+def cmd_user_add_device(args: argparse.Namespace) -> int:
+    from fieldkit.bundles import BundleError, PublicKey
+
+    try:
+        key = PublicKey.parse(args.key)  # a laptop's, or a regional store's that relays here by bundle
+        database = _database(args)
+        user = database.user_named(args.name.strip())
+        if user is None:
+            raise CommandError(f"There is no account named {args.name} (`fieldkit user list` shows them)")
+        database.register_device(user, key, by_operator=True)
+        store = database.store_key()
+    except (BundleError, *_account_errors()) as err:
+        raise CommandError(str(err)) from None
+    what = "laptop" if key.kind == "fieldkit-laptop" else "regional store"
+    print(f"{what} {key.name} (fingerprint {key.fingerprint}) now speaks for {user.name} ({_scope(user)}); "
+          "read the fingerprint back to its facilitator", file=sys.stderr)
+    if key.kind == "fieldkit-laptop":
+        print("On the laptop, so it can seal bundles for this store, run:", file=sys.stderr)
+        print(f"fieldkit bundle trust {store.line()}")
+    else:
+        print("At the regional store, so it can seal bundles for this one, run:", file=sys.stderr)
+        print(f"fieldkit server trust {store.line()} --db REGIONAL-DB")
+    return 0
+
+
+def cmd_user_revoke_device(args: argparse.Namespace) -> int:
+    try:
+        _database(args).revoke_device(args.device.strip())
+    except _account_errors() as err:
+        raise CommandError(str(err)) from None
+    print(f"revoked laptop {args.device}: its bundles are refused from now on; its changes already taken in are kept")
     return 0
 
 

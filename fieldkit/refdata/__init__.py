@@ -11,6 +11,7 @@ import difflib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Iterable
 
 PROVINCES: dict[str, str] = {
     "EC": "Eastern Cape",
@@ -190,6 +191,17 @@ def in_province(province: str) -> list[Municipality]:
 def in_district(district_code: str) -> list[Municipality]:
     code = district_code.upper()
     return [m for m in municipalities().values() if m.district_code == code or m.code == code]
+
+
+def with_local_municipalities(codes: Iterable[str]) -> frozenset[str]:
+    """The codes, each district with the local municipalities inside it: a district means all of them, everywhere."""
+    chosen: set[str] = set()
+    for code in codes:
+        muni = get(code)
+        if muni is not None and muni.category == "C":
+            chosen.update(m.code for m in in_district(muni.code))
+        chosen.add(code)
+    return frozenset(chosen)
 
 
 def province_code(text: str) -> str | None:

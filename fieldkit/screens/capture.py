@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Select, Static, TextArea
+from textual.widgets import Button, Input, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.widgets.select import InvalidSelectValueError
 
@@ -29,8 +29,10 @@ from fieldkit import model, refdata
 from fieldkit.filters import IssueFilter, IssueRow
 from fieldkit.register import Register
 from fieldkit.widgets.field_input import FieldInput
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.municipality_picker import MunicipalityPicker
 from fieldkit.widgets.register_list import STATUS_LABELS
+from fieldkit.widgets.app_header import AppHeader
 
 AUTOSAVE_S = 3.0
 SAME_PROBLEM_M = 50.0
@@ -122,7 +124,7 @@ class CaptureScreen(Screen):
     # -- the form ---------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AppHeader()
         with Vertical(id="same-problem-box"):
             yield Label("", id="same-problem-label")
             yield OptionList(id="same-problem")
@@ -152,7 +154,7 @@ class CaptureScreen(Screen):
             with Horizontal(id="form-buttons"):
                 yield Button("Save (ctrl+s)", id="save", variant="primary")
                 yield Button("Back (esc)", id="leave")
-        yield Footer()
+        yield KeyFooter()
 
     def _row(self, name: str, label: str, widget: Widget) -> ComposeResult:
         with Horizontal(classes="field", id=f"{name}-row"):

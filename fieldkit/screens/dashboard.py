@@ -20,15 +20,17 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from fieldkit import model
+from fieldkit import model, refdata
 from fieldkit.filters import IssueFilter, IssueRow, due_this_week
 from fieldkit.register import Register
 from fieldkit.safe_text import safe_for_terminal
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.register_list import SECTOR_SHORT
 from fieldkit.widgets.week_chart import Week, WeekChart
+from fieldkit.widgets.app_header import AppHeader
 
 OPEN_COLUMNS = ("new", "acknowledged", "in_progress", "escalated")
 COLUMN_TITLES = {"new": "New", "acknowledged": "Ack.", "in_progress": "Prog.", "escalated": "Esc."}
@@ -60,9 +62,8 @@ class FollowUps:
 
 def count_figures(register: Register, municipalities: list[str], today: date) -> Figures:
     """Open issues by sector and status, and the critical and escalated ones (the index only: quick)."""
-    scope = frozenset(municipalities)
-    rows = register.find(IssueFilter(municipalities=scope, sort="severity"))
-    figures = Figures(scope=sorted(scope), mine={row.id: row for row in rows})
+    rows = register.find(IssueFilter(municipalities=refdata.with_local_municipalities(municipalities), sort="severity"))
+    figures = Figures(scope=list(municipalities), mine={row.id: row for row in rows})
     for row in rows:
         if not row.is_open:
             continue
@@ -98,15 +99,15 @@ def _by_due(action: dict[str, Any]) -> tuple[str, str]:
     return action["due"], action["id"]
 
 
-def sync_summary(register: Register) -> tuple[str, int]:
-    """When this laptop last synced, and how many changes wait; from the sync client when it is there."""
+def sync_summary(register: Register) -> tuple[str, int, int]:
+    """When this laptop last synced, how many changes wait, how many the central store refused."""
     try:
         from fieldkit.sync import sync_status
     except ImportError:
         state = register.sync_state()
-        return str(state.get("last_sync_at") or ""), register.waiting_count()
+        return str(state.get("last_sync_at") or ""), register.waiting_count(), len(register.rejected_ops())
     status = sync_status(register)
-    return str(status.get("last_sync_at") or ""), int(status.get("waiting") or 0)
+    return str(status.get("last_sync_at") or ""), int(status.get("waiting") or 0), int(status.get("rejected") or 0)
 
 
 def week_starts(today: date, weeks: int = WEEKS) -> list[date]:
@@ -149,19 +150,40 @@ def when(stamp: str) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment.tzinfo else moment.strftime("%Y-%m-%d %H:%M")
 
 
-def sector_table(figures: Figures) -> Table:
-    table = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False)
-    table.add_column("Sector", no_wrap=True, overflow="ellipsis", min_width=11)
+SECTOR_WIDTH = 11
+
+
+def columns_that_fit(figures: Figures, width: int) -> tuple[str, ...]:
+    """The status columns that fit beside the sector and the total: the rest are dropped, never clipped."""
+    def cells(status: str | None) -> int:
+        title = COLUMN_TITLES.get(status, "Open") if status else "Open"
+        figures_width = max((len(str(sum(c.values()) if status is None else c[status])) for c in figures.open_by_sector.values()), default=1)
+        return max(len(title), figures_width) + 1
+
+    used = SECTOR_WIDTH + 1 + cells(None)
+    shown: list[str] = []
     for status in OPEN_COLUMNS:
+        if used + cells(status) > width:
+            break
+        used += cells(status)
+        shown.append(status)
+    return tuple(shown)
+
+
+def sector_table(figures: Figures, width: int = 80) -> Table:
+    columns = columns_that_fit(figures, width)
+    table = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False)
+    table.add_column("Sector", no_wrap=True, overflow="ellipsis", min_width=SECTOR_WIDTH)
+    for status in columns:
         table.add_column(COLUMN_TITLES[status], justify="right", no_wrap=True)
     table.add_column("Open", justify="right", style="bold", no_wrap=True)
     for sector in model.SECTORS:
         counts = figures.open_by_sector.get(sector)
         if not counts:
             continue
-        table.add_row(SECTOR_SHORT[sector].capitalize(), *(str(counts[s]) if counts[s] else "·" for s in OPEN_COLUMNS), str(sum(counts.values())))
+        table.add_row(SECTOR_SHORT[sector].capitalize(), *(str(counts[s]) if counts[s] else "·" for s in columns), str(sum(counts.values())))
     if not figures.open_by_sector:
-        table.add_row("No open issues", *("" for _ in OPEN_COLUMNS), "0")
+        table.add_row("No open issues", *("" for _ in columns), "0")
     return table
 
 
@@ -185,14 +207,14 @@ class DashboardScreen(Screen):
         self._announced = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AppHeader()
         yield Static("Counting the register…", id="summary")
         with Horizontal(id="top"):
             yield Static("", id="sectors")
             yield WeekChart(id="chart")
         yield OptionList(id="attention")
         yield Static("", id="sync-line")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#sectors").border_title = "Open issues by sector"
@@ -223,7 +245,8 @@ class DashboardScreen(Screen):
         self.figures = figures
         scope = ", ".join(figures.scope) if figures.scope else "all municipalities"
         self.query_one("#sectors").border_subtitle = scope
-        self.query_one("#sectors", Static).update(sector_table(figures))
+        self._show_sectors()
+        self.call_after_refresh(self._show_sectors)  # again once laid out, at the panel's real width
         self._show_summary()
         self._fill_attention()
         mine, today = figures.mine, self.app.today()
@@ -233,6 +256,14 @@ class DashboardScreen(Screen):
         if not self._announced:
             self._announced = True
             self.post_message(self.Ready())
+
+    def _show_sectors(self) -> None:
+        sectors = self.query_one("#sectors", Static)
+        if self.figures is not None:
+            sectors.update(sector_table(self.figures, sectors.content_region.width or 80))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._show_sectors)
 
     def _show_summary(self) -> None:
         figures, follow_ups = self.figures, self.follow_ups
@@ -250,10 +281,12 @@ class DashboardScreen(Screen):
         self._show_summary()
         self._fill_attention()
 
-    def _show_sync(self, summary: tuple[str, int]) -> None:
-        last, waiting = summary
-        self.query_one("#sync-line", Static).update(
-            f"Last sync: {when(last)}  ·  ↑ {waiting} change{'s' if waiting != 1 else ''} waiting to be sent")
+    def _show_sync(self, summary: tuple[str, int, int]) -> None:
+        last, waiting, refused = summary
+        line = f"Last sync: {when(last)}  ·  ↑ {waiting} change{'s' if waiting != 1 else ''} waiting to be sent"
+        if refused:
+            line += f"  ·  [b]✗ {refused} refused[/b] (y shows why)"
+        self.query_one("#sync-line", Static).update(line)
 
     def _show_weeks(self, weeks: list[Week]) -> None:
         self.query_one(WeekChart).show_weeks(weeks)

@@ -34,6 +34,17 @@ class Dialog(ModalScreen):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
+    def take_the_keyboard(self) -> None:
+        take_the_keyboard(self)
+
+
+def take_the_keyboard(screen: ModalScreen) -> None:
+    """Focus the dialog's first field now, not a moment later: keys typed straight after the key
+    that opened it (space, down, a note) land in it, in the order they were typed."""
+    chain = screen.focus_chain
+    if chain:
+        screen.set_focus(chain[0])
+
 
 class FormDialog(Dialog):
     """A dialog that gathers an answer: its Save button saves (``action_save``), Cancel closes."""
@@ -175,6 +186,10 @@ class NoteScreen(FormDialog):
             with Horizontal(classes="buttons"):
                 yield Button("Add note (ctrl+s)", id="save", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        area = self.query_one(TextArea)
+        area.move_cursor(area.document.end)  # a note filled in for me: typing carries on after it
 
     def action_save(self) -> None:
         text = self.query_one(TextArea).text.strip()

@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, SelectionList
 
+from fieldkit.widgets.tick_list import TickList
+
 from fieldkit import model, refdata
 from fieldkit.screens.register import Narrowing
 from fieldkit.widgets.municipality_picker import MunicipalityPicker
@@ -37,11 +39,11 @@ class FiltersScreen(ModalScreen[Narrowing | None]):
             yield Label("Filters (space ticks · ctrl+s applies · esc cancels)", classes="dialog-title")
             with VerticalScroll():
                 with Horizontal(classes="lists"):
-                    yield SelectionList(*((label, key, key in n.statuses) for key, label in model.STATUSES.items()), id="statuses")
-                    yield SelectionList(*((label, key, key in n.severities) for key, label in model.SEVERITIES.items()), id="severities")
-                    yield SelectionList(*((label, key, key in n.sectors) for key, label in model.SECTORS.items()), id="sectors")
+                    yield TickList(*((label, key, key in n.statuses) for key, label in model.STATUSES.items()), id="statuses")
+                    yield TickList(*((label, key, key in n.severities) for key, label in model.SEVERITIES.items()), id="severities")
+                    yield TickList(*((label, key, key in n.sectors) for key, label in model.SECTORS.items()), id="sectors")
                 with Horizontal(classes="lists"):
-                    yield SelectionList(*((name, code, code in n.provinces) for code, name in refdata.PROVINCES.items()), id="provinces")
+                    yield TickList(*((name, code, code in n.provinces) for code, name in refdata.PROVINCES.items()), id="provinces")
                     with Vertical(id="where"):
                         yield Label("Municipalities")
                         yield MunicipalityPicker(multiple=True, values=sorted(n.municipalities), id="filter-municipalities")
@@ -53,7 +55,10 @@ class FiltersScreen(ModalScreen[Narrowing | None]):
     def on_mount(self) -> None:
         for list_id, title in (("statuses", "Status"), ("severities", "Severity"), ("sectors", "Sector"), ("provinces", "Province")):
             self.query_one(f"#{list_id}").border_title = title
-        self.query_one("#statuses").focus()
+
+    def take_the_keyboard(self) -> None:
+        """The status list has the keyboard now: "space down space" typed ahead ticks two statuses."""
+        self.set_focus(self.query_one("#statuses"))
 
     def chosen(self) -> Narrowing:
         def ticked(list_id: str) -> frozenset[str]:

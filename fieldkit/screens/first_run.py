@@ -1,4 +1,4 @@
-"""The first start on a laptop: who is working, which municipalities they cover, and an optional demo.
+"""The first start on a laptop: who is working, which municipalities they cover, and an optional practice register.
 
 Asked once: the answers are kept in the register's settings, and the name is
 what every change is signed with.
@@ -11,38 +11,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, LoadingIndicator, Static
+from textual.widgets import Button, Checkbox, Input, Label, LoadingIndicator, Static
 
-from fieldkit import refdata
+from fieldkit import practice
 from fieldkit.register import Register
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.municipality_picker import MunicipalityPicker
 from fieldkit.widgets.field_input import FieldInput
+from fieldkit.widgets.app_header import AppHeader
 
-DEMO_ISSUES = 240
-
-
-def demo_municipalities(codes: list[str]) -> list[str]:
-    """Where demo issues go: districts stand for the local municipalities inside them."""
-    chosen: list[str] = []
-    for code in codes:
-        muni = refdata.get(code)
-        if muni is None:
-            continue
-        if muni.category == "C":
-            chosen += [m.code for m in refdata.in_district(code) if m.category == "B"]
-        else:
-            chosen.append(code)
-    return chosen
-
-
-def settle_in(register: Register, name: str, municipalities: list[str], demo: bool) -> None:
-    """Keep the answers, and fill the register with a demo if asked (a few seconds)."""
-    register.save_settings(name=name, municipalities=municipalities)
-    if demo:
-        from fieldkit.demo import load_demo
-
-        load_demo(register, issues=DEMO_ISSUES, municipalities=demo_municipalities(municipalities) or None)
-    register.save_settings(first_run_done=True)
+def settle_in(register: Register, name: str, municipalities: list[str]) -> None:
+    """Keep the answers in the real register; made-up issues never go into it (they have a register of their own)."""
+    register.save_settings(name=name, municipalities=municipalities, first_run_done=True)
 
 
 class FirstRunScreen(Screen):
@@ -55,7 +35,7 @@ class FirstRunScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AppHeader()
         with VerticalScroll(id="welcome"):
             yield Static(
                 "[b]Welcome to fieldkit.[/b] Two questions, asked only this once; "
@@ -67,14 +47,15 @@ class FirstRunScreen(Screen):
             yield Static("", id="name-problem", classes="problem")
             yield Label("Municipalities you cover: type a name or code, enter adds it (or takes it out)")
             yield MunicipalityPicker(multiple=True, compact=True, id="my-municipalities")
-            yield Checkbox(f"Load a demo register ({DEMO_ISSUES} made-up issues in my municipalities) to learn the app",
-                           value=True, id="demo")
+            yield Label(f"Practise first? A separate practice register: {practice.ISSUES} made-up issues in your municipalities, "
+                        "never sent to the central server; P switches back, and it can be thrown away.")
+            yield Checkbox("Practise first", value=False, id="practice")
             with Horizontal(id="buttons"):
                 yield Button("Start (ctrl+s)", id="start", variant="primary")
             with Vertical(id="working"):
                 yield LoadingIndicator()
-                yield Static("Making the demo register…", id="working-text")
-        yield Footer()
+                yield Static("Making the practice register…", id="working-text")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Welcome"
@@ -96,13 +77,18 @@ class FirstRunScreen(Screen):
         picker = self.query_one(MunicipalityPicker)
         picker.commit()
         municipalities = list(picker.values)
-        demo = self.query_one("#demo", Checkbox).value
-        self.query_one("#working").display = demo
+        practise = self.query_one("#practice", Checkbox).value
+        self.query_one("#working").display = practise
         self.query_one("#start", Button).disabled = True
-        self.app.write(lambda r: settle_in(r, name, municipalities, demo), self._done, self._failed)
 
-    def _done(self, _result: object) -> None:
-        self.dismiss()
+        def done(_result: object) -> None:
+            app = self.app
+            self.dismiss()
+            if practise:
+                app.notify("Making the practice register…", timeout=4)
+                app.open_practice(name, municipalities)
+
+        self.app.write(lambda r: settle_in(r, name, municipalities), done, self._failed)
 
     def _failed(self, err: Exception) -> None:
         self.query_one("#working").display = False

@@ -18,10 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, Static
+from textual.widgets import Footer, Input, Label, Static
 
 from fieldkit import imports
 from fieldkit.spreadsheets import SpreadsheetError
+from fieldkit.widgets.app_header import AppHeader
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ class ImportScreen(Screen):
         self.outcome: Outcome | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AppHeader()
         with Horizontal(id="import-file"):
             yield Label("File", classes="box-label")
             yield Input(placeholder="register.xlsx or register.csv (enter or f5 to preview)", id="import-path")

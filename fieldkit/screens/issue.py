@@ -2,12 +2,13 @@
 
 From here the facilitator changes the status (with a note when escalating or
 closing), adds notes and actions, ticks actions off, attaches photos and
-documents (and opens or removes them), and settles conflicts by choosing which
-value stands.
+documents (and opens or removes them), and settles conflicts by
+choosing which value stands.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -18,14 +19,19 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, OptionList, Static
+from textual.widget import AwaitMount
+from textual.css.query import NoMatches
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from fieldkit import model, refdata
 from fieldkit.register import Register, TimelineEntry
 from fieldkit.safe_text import safe_for_terminal
 from fieldkit.screens.dialogs import ActionScreen, ChoiceScreen, NoteScreen, StatusScreen
+from fieldkit.sync import REFUSED_ADVICE
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.register_list import SEVERITY_LABELS, UNSYNCED_MARK
+from fieldkit.widgets.app_header import AppHeader
 
 TIMELINE_LABELS = {
     "created": "captured",
@@ -35,6 +41,8 @@ TIMELINE_LABELS = {
     "action_done": "done",
     "attached": "attached",
     "detached": "removed",
+    "action_reopened": "reopened",
+    "edit": "edited",
 }
 
 
@@ -51,7 +59,7 @@ def local_time(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def ask_status(app: App, issue_id: str) -> None:
+def ask_status(app: App, issue_id: str) -> AwaitMount:
     """Ask where the issue goes next and why, then save it (used by the register list too)."""
     values = app.read(lambda r: r.issue_values(issue_id))
     ref = values.get("ref", "")
@@ -63,10 +71,10 @@ def ask_status(app: App, issue_id: str) -> None:
         app.write(lambda r: r.change_status(issue_id, status, note or None),
                   lambda _v: app.notify(f"{ref} is now {model.STATUSES[status].lower()}.", timeout=3))
 
-    app.push_screen(StatusScreen(values.get("status", "new"), ref), chosen)
+    return app.push_screen(StatusScreen(values.get("status", "new"), ref), chosen)
 
 
-def ask_action(app: App, issue_id: str) -> None:
+def ask_action(app: App, issue_id: str) -> AwaitMount:
     """Ask what must happen, who and by when, then save the follow-up action."""
     ref = app.read(lambda r: r.issue_values(issue_id)).get("ref", "")
 
@@ -76,7 +84,32 @@ def ask_action(app: App, issue_id: str) -> None:
         app.write(lambda r: r.add_action(issue_id, answer["text"], answer["owner"], answer["due"]),
                   lambda _v: app.notify(f"Follow-up action added to {ref}.", timeout=3))
 
-    app.push_screen(ActionScreen(app.today()), chosen)
+    return app.push_screen(ActionScreen(app.today()), chosen)
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """This issue's changes on their way: not yet sent, and refused by the central server (with why)."""
+
+    waiting: bool = False
+    refused: tuple[str, ...] = ()
+
+
+def sync_state_of(register: Register, issue_id: str, unsynced: set[str]) -> SyncState:
+    """Whether the issue or any of its notes, actions and status changes waits, or was refused.
+
+    ``unsynced``: the records with anything in the outbox (the app keeps it), so an issue with
+    nothing on its way costs no look at the outbox.
+    """
+    ids = {issue_id, *(c["id"] for c in register.notes(issue_id)), *(c["id"] for c in register.actions(issue_id)),
+           *(c["id"] for c in register.status_changes(issue_id))}
+    on_the_way = ids & unsynced
+    if not on_the_way:
+        return SyncState()
+    rejected = [e for e in register.rejected_ops() if e["op"]["id"] in on_the_way]
+    refused = tuple(dict.fromkeys(e["reason"] for e in rejected))
+    waiting = bool(on_the_way - {e["op"]["id"] for e in rejected}) or any(op["id"] in on_the_way for op in register.pending_ops())
+    return SyncState(waiting, refused)
 
 
 def attachment_line(record: dict[str, Any], here: bool) -> Text:
@@ -95,7 +128,7 @@ def attachment_line(record: dict[str, Any], here: bool) -> Text:
     return line
 
 
-def ask_attachment(app: App, issue_id: str) -> None:
+def ask_attachment(app: App, issue_id: str):
     """Choose a file and a caption, attach it, and offer a photo's position when the issue has none."""
     from fieldkit.attachments import attach, describe, position_offer, start_folder
     from fieldkit.screens.attach import AttachScreen
@@ -127,10 +160,10 @@ def ask_attachment(app: App, issue_id: str) -> None:
 
         app.write(work, lambda result: offer(*result))
 
-    app.push_screen(AttachScreen(ref, folder), chosen)
+    return app.push_screen(AttachScreen(ref, folder), chosen)
 
 
-def field_table(values: dict[str, Any], unsynced: bool) -> Table:
+def field_table(values: dict[str, Any], sync: SyncState) -> Table:
     """Every field of the issue, in the order of the capture form; empty ones left out."""
     table = Table.grid(padding=(0, 1))
     table.add_column("field", style="bold", no_wrap=True)
@@ -164,7 +197,11 @@ def field_table(values: dict[str, Any], unsynced: bool) -> Table:
         add("Needs", f"{model.NEED_KINDS.get(need.get('kind', ''), need.get('kind'))}: {need.get('detail', '')}{support}")
     add("Captured", f"{local_time(values.get('created_at', ''))} by {values.get('created_by', '')}")
     add("Last change", f"{local_time(values.get('updated_at', ''))} by {values.get('updated_by', '')}")
-    if unsynced:
+    if sync.refused:
+        table.add_row(Text("Sync", style="bold"), Text(
+            f"✗ REFUSED by the central server: {'; '.join(sync.refused)}. What you can do: {REFUSED_ADVICE} (sync screen, y).",
+            style="bold"))
+    if sync.waiting:
         add("Sync", f"{UNSYNCED_MARK} changes not yet sent to the central server")
     return table
 
@@ -205,16 +242,17 @@ class IssueScreen(Screen):
     BINDING_GROUP_TITLE = "Issue"
     AUTO_FOCUS = "#body"
     BINDINGS = [
-        Binding("e", "edit", "Edit", tooltip="Change the issue's fields.", id="issue-edit"),
-        Binding("s", "status", "Status", tooltip="Change the status (say why when escalating or closing).", id="issue-status"),
-        Binding("N", "note", "Note", tooltip="Add a note to the timeline.", id="issue-note"),
-        Binding("a", "add_action", "Action", tooltip="Add a follow-up action with owner and due date.", id="issue-action"),
+        Binding("e", "edit", "Edit", tooltip="Change the issue's fields.", id="issue-edit", priority=True),
+        Binding("s", "status", "Status", tooltip="Change the status (say why when escalating or closing).", id="issue-status", priority=True),
+        Binding("N", "note", "Note", tooltip="Add a note to the timeline.", id="issue-note", priority=True),
+        Binding("a", "add_action", "Action", tooltip="Add a follow-up action with owner and due date.", id="issue-action", priority=True),
         Binding("x", "toggle_action", "Done", tooltip="Tick off (or un-tick) the highlighted follow-up action.", id="issue-action-done"),
-        Binding("f", "attach", "Attach", tooltip="Attach a photo or document (PDF, Word, Excel) to this issue.", id="issue-attach"),
+        Binding("f", "attach", "Attach", tooltip="Attach a photo or document (PDF, Word, Excel) to this issue.", id="issue-attach", priority=True),
         Binding("o", "open_attachment", "Open", show=False, tooltip="Open the highlighted attachment in the system's viewer.",
                 id="issue-attachment-open"),
         Binding("delete", "remove_attachment", "Remove", show=False,
                 tooltip="Remove the highlighted attachment (the timeline keeps a record of it).", id="issue-attachment-remove"),
+
         Binding("escape", "back", "Back", tooltip="Back to where you came from.", id="issue-back"),
     ]
 
@@ -226,21 +264,22 @@ class IssueScreen(Screen):
         self.attachments: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield AppHeader()
         with Vertical(id="conflicts-box"):
             yield Label("Disagreements found by sync — tab here, enter chooses which value stands", classes="section")
             yield OptionList(id="conflicts")
         with VerticalScroll(id="body"):
             yield Static("", id="issue-title")
             yield Static("", id="issue-fields")
-            yield Label("Attachments — f attaches a photo or document; tab here, o opens, delete removes", classes="section")
-            yield OptionList(id="attachments")
             yield Label("Timeline", classes="section")
             yield Static("", id="timeline")
         with Vertical(id="actions-box"):
             yield Label("Follow-up actions — a adds, x ticks off the highlighted one (tab to choose)", classes="section")
             yield OptionList(id="actions")
-        yield Footer()
+        with Vertical(id="attachments-box"):
+            yield Label("Photos and documents — f attaches; tab here, o opens, delete removes", classes="section")
+            yield OptionList(id="attachments")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.app.register_changed.subscribe(self, lambda _ids: self.load())
@@ -256,9 +295,11 @@ class IssueScreen(Screen):
         def read(register: Register):
             from fieldkit.attachments import shown_copy
 
+            unsynced = self.app.unsynced
             blobs = register.store.blobs
             attachments = [(a, blobs.has(shown_copy(a))) for a in register.attachments(issue_id)]
-            return register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id), issue_id in self.app.unsynced, attachments
+            return (register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id),
+                    sync_state_of(register, issue_id, unsynced), attachments)
 
         *shown, attachments = self.app.read(read)
         self._show(*shown)
@@ -266,7 +307,10 @@ class IssueScreen(Screen):
 
     def _show_attachments(self, attachments: list[tuple[dict[str, Any], bool]]) -> None:
         self.attachments = [record for record, _ in attachments]
-        listed = self.query_one("#attachments", OptionList)
+        try:
+            listed = self.query_one("#attachments", OptionList)
+        except NoMatches:
+            return  # the issue was left before its details arrived
         highlighted = listed.highlighted
         listed.clear_options()
         if attachments:
@@ -275,7 +319,13 @@ class IssueScreen(Screen):
         else:
             listed.add_option(Option("No photos or documents yet.", disabled=True))
 
-    def _show(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], unsynced: bool) -> None:
+    def _show(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], sync: SyncState) -> None:
+        try:
+            self._fill(issue, timeline, actions, sync)
+        except NoMatches:
+            pass  # the issue was left (its screen is closing) before its details arrived
+
+    def _fill(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], sync: SyncState) -> None:
         self.issue, self.actions = issue, actions
         values = issue.values
         self.sub_title = f"Issue {issue.ref}"
@@ -285,7 +335,7 @@ class IssueScreen(Screen):
         if values.get("deleted"):
             title.append("  (deleted)", style="italic")
         self.query_one("#issue-title", Static).update(title)
-        self.query_one("#issue-fields", Static).update(field_table(values, unsynced))
+        self.query_one("#issue-fields", Static).update(field_table(values, sync))
         self._show_conflicts(issue)
         today = self.app.today()
         actions_list = self.query_one("#actions", OptionList)
@@ -341,8 +391,9 @@ class IssueScreen(Screen):
         self.app.write(lambda r: r.set_action_done(action["id"], done),
                        lambda _v: self.notify("Action ticked off." if done else "Action open again.", timeout=3))
 
-    def action_attach(self) -> None:
-        ask_attachment(self.app, self.issue_id)
+    async def action_attach(self) -> None:
+        await ask_attachment(self.app, self.issue_id)
+        self.app.screen.take_the_keyboard()
 
     def _highlighted_attachment(self) -> dict[str, Any] | None:
         listed = self.query_one("#attachments", OptionList)
@@ -381,23 +432,30 @@ class IssueScreen(Screen):
 
         self.app.push_screen(ConfirmScreen(f"Remove {record.get('name', '')} from this issue?"), answered)
 
-    def action_edit(self) -> None:
-        self.app.open_capture(issue_id=self.issue_id)
+    # The keys that open a form are priority keys, handled in turn with the keys typed after them;
+    # the form has the keyboard before those are handed out.
 
-    def action_status(self) -> None:
-        ask_status(self.app, self.issue_id)
+    async def action_edit(self) -> None:
+        await self.app.open_capture(issue_id=self.issue_id)
+        self.app.screen.take_the_keyboard()
 
-    def action_add_action(self) -> None:
-        ask_action(self.app, self.issue_id)
+    async def action_status(self) -> None:
+        await ask_status(self.app, self.issue_id)
+        self.app.screen.take_the_keyboard()
 
-    def action_note(self) -> None:
+    async def action_add_action(self) -> None:
+        await ask_action(self.app, self.issue_id)
+        self.app.screen.take_the_keyboard()
+
+    async def action_note(self) -> None:
         issue_id = self.issue_id
 
         def written(text: str | None) -> None:
             if text:
                 self.app.write(lambda r: r.add_note(issue_id, text), lambda _v: self.notify("Note added.", timeout=3))
 
-        self.app.push_screen(NoteScreen(), written)
+        await self.app.push_screen(NoteScreen(), written)
+        self.app.screen.take_the_keyboard()
 
     def action_back(self) -> None:
         self.dismiss()

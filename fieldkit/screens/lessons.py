@@ -15,11 +15,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, Markdown, OptionList, Select, Static, TextArea
+from textual.widgets import Header, Input, Label, Markdown, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
 
 from fieldkit import lessons, model, refdata
 from fieldkit.reports import md_cell
+from fieldkit.widgets.key_footer import KeyFooter
 
 LESSON_FIELDS = ("title", "what_happened", "what_worked", "what_did_not", "sector", "municipality", "tags", "issue_ids")
 
@@ -80,7 +81,7 @@ class LessonsScreen(Screen):
             with VerticalScroll(id="lesson-detail"):
                 yield Markdown("", id="lesson-text")
         yield Static("", id="lessons-status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Lessons learned"
@@ -186,7 +187,7 @@ class LessonFormScreen(Screen[dict[str, Any] | None]):
             yield Label("Linked issues (references, comma between them)")
             yield Input(id="issues", placeholder="e.g. EC121-26-K7QM-0042")
             yield Static("", id="lesson-problems")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "New lesson"

@@ -16,10 +16,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from fieldkit import model, refdata
 from fieldkit.filters import SORT_KEYS, IssueFilter, IssueRow, filter_rows
+from fieldkit.widgets.key_footer import KeyFooter
 from fieldkit.widgets.register_list import RegisterList
 from fieldkit.widgets.field_input import FieldInput
 
@@ -87,7 +88,7 @@ class Question:
         n = self.narrowing
         return IssueFilter(
             text=self.text, statuses=n.statuses, sectors=n.sectors, severities=n.severities,
-            municipalities=n.municipalities, provinces=n.provinces, open_only=n.open_only,
+            municipalities=refdata.with_local_municipalities(n.municipalities), provinces=n.provinces, open_only=n.open_only,
             sort=self.sort, descending=self.descending,
         )
 
@@ -98,13 +99,13 @@ class RegisterScreen(Screen):
     AUTO_FOCUS = "RegisterList"
 
     BINDINGS = [
-        Binding("f", "filters", "Filters", tooltip="Narrow by status, sector, severity, municipality, province.", id="register-filters"),
-        Binding("o", "sort", "Sort", tooltip="Sort by another column.", id="register-sort"),
+        Binding("f", "filters", "Filters", tooltip="Narrow by status, sector, severity, municipality, province.", id="register-filters", priority=True),
+        Binding("o", "sort", "Sort", tooltip="Sort by another column.", id="register-sort", priority=True),
         Binding("O", "reverse", "Reverse", show=False, tooltip="Reverse the order.", id="register-reverse"),
         Binding("c", "clear", "Clear", show=False, tooltip="Clear the search words and filters.", id="register-clear"),
-        Binding("e", "edit", "Edit", tooltip="Edit the highlighted issue.", id="register-edit"),
-        Binding("s", "status", "Status", tooltip="Change the highlighted issue's status.", id="register-status"),
-        Binding("a", "add_action", "Action", tooltip="Add a follow-up action to the highlighted issue.", id="register-action"),
+        Binding("e", "edit", "Edit", tooltip="Edit the highlighted issue.", id="register-edit", priority=True),
+        Binding("s", "status", "Status", tooltip="Change the highlighted issue's status.", id="register-status", priority=True),
+        Binding("a", "add_action", "Action", tooltip="Add a follow-up action to the highlighted issue.", id="register-action", priority=True),
         Binding("escape", "back", "Back", tooltip="From the search box to the list; from the list to the dashboard.", id="register-back"),
     ]
 
@@ -124,7 +125,7 @@ class RegisterScreen(Screen):
         yield Static("", id="narrowing")
         yield RegisterList(id="issues")
         yield Static("", id="register-status-line")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def issues(self) -> RegisterList:
@@ -149,6 +150,13 @@ class RegisterScreen(Screen):
         self._answer = None  # the register changed: the next question goes to the whole register
         self.ask()
 
+    #: Keys that open a form: priority keys, so the keys typed after them reach the form, in order.
+    FORM_KEYS = frozenset({"filters", "sort", "edit", "status", "add_action"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While the search box has the keyboard, its letters are words, not keys."""
+        return not (action in self.FORM_KEYS and self.is_attached and isinstance(self.focused, Input))
+
     def focus_search(self) -> None:
         """Into the search box now (not after the keys already typed): "/" then words searches for them."""
         self.set_focus(self.query_one("#search", Input))
@@ -171,6 +179,7 @@ class RegisterScreen(Screen):
         keep = self.issues.highlighted.id if self.issues.highlighted else None
 
         narrower = self._answer if self._answer is not None and narrows(self._answer[0], question) else None
+        self.issues.wait_for_answer()
 
         def search(register) -> tuple[list[IssueRow], int, float]:
             started = time.perf_counter()
@@ -194,6 +203,8 @@ class RegisterScreen(Screen):
         issues.empty_message = "No issue matches: try fewer words, or c to clear the filters." if total else "The register is empty: n captures the first issue."
         issues.show_sort(self.question.sort, self.question.descending)
         issues.show_rows(rows, keep=keep)
+        if self._asked is None:
+            issues.answered()
         if self._to_list_when_answered and not self.answer_pending:
             self._to_list_when_answered = False
             issues.focus()
@@ -239,7 +250,7 @@ class RegisterScreen(Screen):
         if self.focused is self.query_one("#search"):
             self.issues.focus()
         else:
-            await self.app.switch_mode("dashboard")
+            await self.app.show_view("dashboard")
 
     def action_clear(self) -> None:
         self.question.narrowing = Narrowing()
@@ -248,7 +259,7 @@ class RegisterScreen(Screen):
         self.question.text = ""
         self.ask()
 
-    def action_sort(self) -> None:
+    async def action_sort(self) -> None:
         from fieldkit.screens.dialogs import ChoiceScreen
 
         def chosen(sort: str | None) -> None:
@@ -262,13 +273,14 @@ class RegisterScreen(Screen):
             self.ask()
 
         choices = [(key, SORT_NAMES[key]) for key in SORT_KEYS]
-        self.app.push_screen(ChoiceScreen("Sort by (the same again reverses)", choices, self.question.sort), chosen)
+        await self.app.push_screen(ChoiceScreen("Sort by (the same again reverses)", choices, self.question.sort), chosen)
+        self.app.screen.take_the_keyboard()
 
     def action_reverse(self) -> None:
         self.question.descending = not self.question.descending
         self.ask()
 
-    def action_filters(self) -> None:
+    async def action_filters(self) -> None:
         from fieldkit.screens.filters import FiltersScreen
 
         def chosen(narrowing: Narrowing | None) -> None:
@@ -276,23 +288,27 @@ class RegisterScreen(Screen):
                 self.question.narrowing = narrowing
                 self.ask()
 
-        self.app.push_screen(FiltersScreen(self.question.narrowing), chosen)
+        await self.app.push_screen(FiltersScreen(self.question.narrowing), chosen)
+        self.app.screen.take_the_keyboard()
 
-    def action_edit(self) -> None:
+    async def action_edit(self) -> None:
         issue_id = self._highlighted_id()
         if issue_id:
-            self.app.open_capture(issue_id=issue_id)
+            await self.app.open_capture(issue_id=issue_id)
+            self.app.screen.take_the_keyboard()
 
-    def action_status(self) -> None:
+    async def action_status(self) -> None:
         from fieldkit.screens.issue import ask_status
 
         issue_id = self._highlighted_id()
         if issue_id:
-            ask_status(self.app, issue_id)
+            await ask_status(self.app, issue_id)
+            self.app.screen.take_the_keyboard()
 
-    def action_add_action(self) -> None:
+    async def action_add_action(self) -> None:
         from fieldkit.screens.issue import ask_action
 
         issue_id = self._highlighted_id()
         if issue_id:
-            ask_action(self.app, issue_id)
+            await ask_action(self.app, issue_id)
+            self.app.screen.take_the_keyboard()

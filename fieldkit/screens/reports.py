@@ -13,14 +13,19 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from rich.markdown import Markdown
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, Markdown, Static
+from textual.strip import Strip
+from textual.widgets import Header, Input, Label, LoadingIndicator, Static
 
-from fieldkit import reports
+from fieldkit import refdata, reports
+from fieldkit.widgets.key_footer import KeyFooter
+from fieldkit.widgets.prerendered import Prerendered, lay_out
 
 DEBOUNCE_S = 0.4
 #: Lines a list shows in the preview: Textual's Markdown widget takes seconds over the full
@@ -36,9 +41,30 @@ class Asked:
     since: date
 
 
-def read_boxes(scope_text: str, since_text: str, today: date) -> Asked:
-    """The scope and start date typed in the boxes; raises ValueError with a one-line reason."""
-    scope = reports.scope_from_text(scope_text)
+def exact_scope(text: str) -> reports.Scope | None:
+    """The scope the text names exactly (a code, a province, a full name); None while it is only part of one."""
+    typed = text.strip()
+    if not typed:
+        return reports.Scope()
+    if refdata.province_code(typed) or refdata.get(typed):
+        return reports.scope_from_text(typed)
+    for muni in refdata.search(typed, limit=5):
+        if typed.casefold() in (muni.current_name.casefold(), getattr(muni, "name", "").casefold()):
+            return reports.Scope("district" if muni.category == "C" else "municipality", muni.code)
+    return None
+
+
+def read_boxes(scope_text: str, since_text: str, today: date, picked: bool = True) -> Asked:
+    """The scope and start date typed in the boxes; raises ValueError with a one-line reason.
+
+    While typing (``picked`` False) only an exact scope counts: "Q" must not quietly become Joe Gqabi.
+    """
+    scope = reports.scope_from_text(scope_text) if picked else exact_scope(scope_text)
+    if scope is None:
+        found = refdata.search(scope_text.strip(), limit=3)
+        names = ", ".join(f"{m.current_name} ({m.code})" for m in found)
+        raise ValueError(f"'{scope_text.strip()}' is not a scope yet" + (f" — enter takes {names.split(', ')[0]}; matches: {names}" if names else
+                                                                         " — no municipality, district or province matches"))
     typed = since_text.strip()
     if not typed:
         return Asked(scope, reports.default_since(today))
@@ -82,12 +108,12 @@ class ReportsScreen(Screen):
             yield Label("Since", classes="box-label")
             yield Input(placeholder="YYYY-MM-DD", id="since", max_length=10)
         yield Static("", id="report-understood")
-        with VerticalScroll(id="report-preview"):
-            yield Markdown("Building the report…", id="report")
+        yield LoadingIndicator(id="building")
+        yield Prerendered(id="report-preview")  # laid out by the worker: Textual's Markdown froze the app for seconds
         with Horizontal(id="report-save"):
             yield Label("Write to", classes="box-label")
             yield Input(id="report-path")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Status report"
@@ -103,9 +129,13 @@ class ReportsScreen(Screen):
     @on(Input.Changed, "#since")
     def _typed(self) -> None:
         if self._timer is None:
-            self._timer = self.set_timer(DEBOUNCE_S, self.action_refresh)
+            self._timer = self.set_timer(DEBOUNCE_S, self._typed_pause)
         else:
             self._timer.reset()
+
+    def _typed_pause(self) -> None:
+        self._timer = None
+        self.action_refresh(picked=False)
 
     @on(Input.Submitted, "#scope")
     @on(Input.Submitted, "#since")
@@ -116,21 +146,28 @@ class ReportsScreen(Screen):
     def _path_submitted(self) -> None:
         self.action_write()
 
-    def _read(self) -> Asked | None:
+    def _read(self, picked: bool = True) -> Asked | None:
         try:
-            return read_boxes(self.query_one("#scope", Input).value, self.query_one("#since", Input).value, self.app.today())
+            return read_boxes(self.query_one("#scope", Input).value, self.query_one("#since", Input).value, self.app.today(), picked)
         except ValueError as err:
-            self.query_one("#report-understood", Static).update(f"[b]⚠ {err}[/]")
+            self.query_one("#report-understood", Static).update(Text(f"⚠ {err}", style="bold"))
             return None
 
-    def action_refresh(self) -> None:
-        """Build the report for what the boxes say, away from the interface thread."""
+    def action_refresh(self, picked: bool = True) -> None:
+        """Build the report for what the boxes say, away from the interface thread.
+
+        ``picked``: enter or f5 was pressed, so a partly typed name takes its best match (shown in the box).
+        """
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        asked = self._read()
+        asked = self._read(picked)
         if asked is None:
             return
+        if picked and asked.scope.code and self.query_one("#scope", Input).value.strip().upper() != asked.scope.code:
+            with self.query_one("#scope", Input).prevent(Input.Changed):
+                self.query_one("#scope", Input).value = asked.scope.code  # what was chosen, plainly
+        self.query_one("#building").display = True
         today = self.app.today()
         path_box = self.query_one("#report-path", Input)
         if not path_box.value or self.asked is None or path_box.value == default_path(self.asked.scope, today):
@@ -139,18 +176,22 @@ class ReportsScreen(Screen):
         self.query_one("#report-understood", Static).update(
             f"{asked.scope.label} · changes since {asked.since.isoformat()} · building…")
 
-        def build(register) -> tuple[Asked, reports.ReportData, str]:
+        width = self.query_one("#report-preview").scrollable_content_region.width or self.app.size.width - 4  # before layout
+
+        def build(register) -> tuple[Asked, reports.ReportData, str, list[Strip]]:
             data = reports.build_report(register, asked.scope, since=asked.since, today=today, limit=PREVIEW_LIMIT)
-            return asked, data, reports.render_markdown(data)
+            text = reports.render_markdown(data)
+            return asked, data, text, lay_out(Markdown(text), width)
 
         self.app.in_background(build, self._show, group="report-preview", exclusive=True)
 
-    def _show(self, built: tuple[Asked, reports.ReportData, str]) -> None:
-        asked, data, text = built
+    def _show(self, built: tuple[Asked, reports.ReportData, str, list[Strip]]) -> None:
+        asked, data, text, preview = built
         if asked != self.asked:
             return  # the boxes changed while this one was being built
         self.markdown_text = text
-        self.query_one("#report", Markdown).update(text)
+        self.query_one("#building").display = False
+        self.query_one(Prerendered).show(preview)
         t = data.totals
         self.query_one("#report-understood", Static).update(
             f"{data.scope_label} · since {data.since.isoformat()} · {t.open} open, {t.escalated} escalated, "

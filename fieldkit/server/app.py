@@ -119,6 +119,15 @@ class HistoryEntry(BaseModel):
     fields: list[str]
 
 
+class DeviceKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(max_length=300, description="the laptop's key line, as `fieldkit bundle key` prints it")
+
+
+class StoreKey(BaseModel):
+    store_key: str
+
+
 class Problem(BaseModel):
     detail: str
 
@@ -316,6 +325,41 @@ def create_app(db: Database | str | None = None, max_body: int = MAX_BODY_BYTES,
         """Current states of the records in your scope, by id, for a laptop that has never pulled."""
         return Response(db.snapshot(user, after_id, limit), media_type="application/json")
 
+    @app.post("/sync/device", response_model=StoreKey, tags=["bundles"],
+              responses={**{k: PROBLEMS[k] for k in (400, 401, 422, 503)},
+                         409: {"model": Problem, "description": "the laptop is revoked, or registered with another key"}})
+    def device(body: DeviceKey, user: User = Depends(current_user), db: Database = Depends(get_db)) -> dict[str, Any]:
+        """Register the calling laptop's (or relay's) bundle key with your account; answers the store's own key."""
+        from fieldkit.bundles import BundleError, PublicKey
+        from fieldkit.server.accounts import AccountError
+
+        try:
+            key = PublicKey.parse(body.key)  # a laptop's, or a relay's (a regional store's) own key
+            db.register_device(user, key)
+        except (BundleError, AccountError) as err:
+            raise HTTPException(409, str(err)) from None
+        return {"store_key": db.store_key().line()}
+
+    @app.post("/bundles", tags=["bundles"], response_class=Response,
+              responses={200: {"content": {"application/octet-stream": {}}, "description": "the receipt to carry back"},
+                         **{k: PROBLEMS[k] for k in (400, 401, 413, 503)}, 422: PROBLEMS[422]})
+    async def bundle(request: Request, user: User = Depends(current_user)) -> Response:
+        """Take in a bundle carried from a laptop (any account may upload it; it is judged by its own laptop's account)."""
+        from starlette.concurrency import run_in_threadpool
+
+        from fieldkit.bundles import BundleError
+        from fieldkit.server.bundles import apply_bundle
+
+        data = await request.body()
+        try:
+            outcome = await run_in_threadpool(apply_bundle, get_db(request), data)
+        except BundleError as err:
+            raise HTTPException(422, str(err)) from None
+        log.info("bundle from laptop %s (%s) uploaded by %s: %d changes, %d new", outcome.device, outcome.account,
+                 user.name, outcome.received, outcome.stored)
+        headers = {"X-Fieldkit-Refused": "1"} if outcome.refused else {}
+        return Response(outcome.receipt, media_type="application/octet-stream", headers=headers)
+
     @app.get("/sync/history/{record_id}", response_model=list[HistoryEntry], tags=["audit"],
              responses={k: PROBLEMS[k] for k in (400, 401, 422, 503)})
     def history(
@@ -344,8 +388,12 @@ class CannotStart(Exception):
 
 
 def serve(url: str | None, host: str, port: int, new_server_id: bool = False, limits: "Limits | None" = None,
-          tls: "tuple[Path, Path] | None" = None, files: "Path | None" = None) -> None:
-    """Run the store until interrupted (``fieldkit serve``), closing slow and idle clients itself; https with ``tls``."""
+          tls: "tuple[Path, Path] | None" = None, upstream: "tuple[str, str, float] | None" = None,
+          files: "Path | None" = None) -> None:
+    """Run the store until interrupted (``fieldkit serve``), closing slow and idle clients itself; https with ``tls``.
+
+    ``upstream`` (URL, token, seconds): relay to a national store every so many seconds (``fieldkit.server.relay``).
+    """
     import socket
     import ssl
 
@@ -382,6 +430,15 @@ def serve(url: str | None, host: str, port: int, new_server_id: bool = False, li
     if limits.max_connections < wanted.max_connections:
         print(f"at most {limits.max_connections:,} connections at once (the system's open-file limit); "
               f"raise it with `ulimit -n` for more", flush=True)
+    if upstream is not None:
+        import threading
+
+        from fieldkit.server.relay import Relay, run_forever
+
+        stop = threading.Event()
+        relay = Relay(database, upstream[0], upstream[1])
+        threading.Thread(target=run_forever, args=(relay, upstream[2], stop), daemon=True, name="fieldkit-relay").start()
+        print(f"relaying to the national store at {upstream[0]} every {upstream[2]:g} s", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, http=guarded_protocol(limits),
                 timeout_keep_alive=max(1, round(limits.idle_timeout)), backlog=4096,
                 ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None)

@@ -14,7 +14,11 @@ Tables:
     accounts, with the SHA-256 of their token and their scope;
 ``meta``
     ``server_id``: a new random id for every new (or deliberately renewed)
-    database, so laptops notice a reset or a restore;
+    database, so laptops notice a reset or a restore; ``bundle_keys``: the
+    store's private keys for bundles (``fieldkit.bundles``);
+``devices``
+    each laptop's public bundle keys and the account it speaks for, registered
+    on its first online sync or by an operator (``fieldkit user add-device``);
 ``schema_version``
     the migrations applied.
 
@@ -36,6 +40,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -44,6 +49,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from fieldkit import merge
+from fieldkit.bundles import STORE_KEY, Keys, PublicKey, b64, unb64
 from fieldkit.ids import is_record_id, new_id
 from fieldkit.protocol import CENTRAL_DEVICE, op_mark, state_ops
 from fieldkit.server import rules
@@ -93,6 +99,17 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
     ]),
     (2, [
+        """CREATE TABLE devices (
+            device TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL,
+            sign_key TEXT NOT NULL,
+            box_key TEXT NOT NULL,
+            revoked INTEGER NOT NULL DEFAULT 0,
+            registered_at TEXT NOT NULL,
+            registered_by TEXT NOT NULL
+        )""",
+    ]),
+    (3, [
         # which attachment records name which file: a file is served to whoever may see one of them
         """CREATE TABLE attachment_files (
             sha256 TEXT NOT NULL,
@@ -111,6 +128,25 @@ class DatabaseError(Exception):
 
 class Unavailable(DatabaseError):
     """The database is busy or the connection dropped: try again shortly."""
+
+
+class OutsideScope(Exception):
+    """A bundle holds changes outside its account's area: none of it is applied."""
+
+    def __init__(self, refused: list[dict[str, str]]):
+        super().__init__(refused[0]["reason"])
+        self.refused = refused
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A laptop the store knows the bundle keys of."""
+
+    device: str
+    user_name: str
+    sign_key: bytes
+    box_key: bytes
+    revoked: bool
 
 
 def default_url() -> str:
@@ -376,6 +412,95 @@ class Database:
         user = self._user(row)
         return NewAccount(User(user.name, user.role, user.municipalities, user.provinces, False, user.created_at), token)
 
+    def user_named(self, name: str) -> User | None:
+        with self.read() as tx:
+            row = tx.one(f"SELECT {self._USER_COLUMNS} FROM users WHERE name = ?", (name,))
+        return self._user(row) if row else None
+
+    # -- bundle keys: the store's own, and each laptop's ---------------------------
+
+    def bundle_keys(self) -> Keys:
+        """The store's private bundle keys, made the first time they are asked for."""
+        with self.read() as tx:
+            row = tx.one("SELECT value FROM meta WHERE key = 'bundle_keys'")
+        if row is None:
+            with self.write() as tx:
+                row = tx.one("SELECT value FROM meta WHERE key = 'bundle_keys'")
+                if row is None:
+                    row = (orjson.dumps(Keys.new().to_text()).decode(),)
+                    tx.run("INSERT INTO meta (key, value) VALUES ('bundle_keys', ?)", row)
+        return Keys.from_text(orjson.loads(row[0]))
+
+    def store_key(self) -> PublicKey:
+        """The line laptops need to seal bundles for this store and check its receipts."""
+        keys = self.bundle_keys()
+        with self.read() as tx:
+            server_id = self._server_id(tx)
+        return keys.public(STORE_KEY, server_id)
+
+    def device(self, device: str) -> Device | None:
+        with self.read() as tx:
+            row = tx.one("SELECT device, user_name, sign_key, box_key, revoked FROM devices WHERE device = ?", (device,))
+        if row is None:
+            return None
+        return Device(row[0], row[1], unb64(row[2]), unb64(row[3]), bool(row[4]))
+
+    def register_device(self, user: User, key: PublicKey, by_operator: bool = False) -> None:
+        """Record which account a laptop's bundles speak for.
+
+        On a laptop's online sync (its token proves the account) a new laptop is
+        added and a known one may move to the account now syncing it; a different
+        key for a known laptop, or a revoked laptop, needs an operator.
+        """
+        with self.write() as tx:
+            row = tx.one("SELECT sign_key, box_key, revoked FROM devices WHERE device = ?", (key.name,))
+            if row is not None and not by_operator:
+                if row[2]:
+                    raise AccountError(f"laptop {key.name} was revoked on this central store; its bundles are refused "
+                                       "until an operator adds it again (`fieldkit user add-device`)")
+                if (unb64(row[0]), unb64(row[1])) != (key.sign, key.box):
+                    raise AccountError(f"laptop {key.name} is registered with another key; an operator can register "
+                                       "this one with `fieldkit user add-device`")
+            tx.run("DELETE FROM devices WHERE device = ?", (key.name,))
+            tx.run(
+                "INSERT INTO devices (device, user_name, sign_key, box_key, revoked, registered_at, registered_by) "
+                "VALUES (?, ?, ?, ?, 0, ?, ?)",
+                (key.name, user.name, b64(key.sign), b64(key.box), _now_iso(), "operator" if by_operator else "online sync"),
+            )
+
+    def revoke_device(self, device: str) -> None:
+        with self.write() as tx:
+            if tx.one("SELECT 1 FROM devices WHERE device = ?", (device,)) is None:
+                raise AccountError(f"this central store knows no laptop {device}")
+            tx.run("UPDATE devices SET revoked = 1 WHERE device = ?", (device,))
+
+    # -- a relay's bookkeeping (fieldkit.server.relay) -------------------------------
+
+    def setting(self, key: str) -> str | None:
+        with self.read() as tx:
+            row = tx.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    def save_setting(self, key: str, value: str) -> None:
+        with self.write() as tx:
+            tx.run("DELETE FROM meta WHERE key = ?", (key,))
+            tx.run("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def ops_by_id(self, op_ids: list[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        with self.read() as tx:
+            for start in range(0, len(op_ids), 500):
+                chunk = op_ids[start:start + 500]
+                found += [orjson.loads(op) for (op,) in tx.rows(f"SELECT op FROM ops WHERE op_id IN ({_marks(chunk)})", chunk)]
+        return found
+
+    def changes_after(self, after: int, limit: int, leave_out_user: str) -> list[tuple[int, dict[str, Any]]]:
+        """Changes laptops sent here after ``after`` (not copies, not what came from ``leave_out_user``), oldest first."""
+        with self.read() as tx:
+            rows = tx.rows("SELECT seq, op FROM ops WHERE seq > ? AND kind = 'change' AND user_name <> ? ORDER BY seq LIMIT ?",
+                           (after, leave_out_user, limit))
+        return [(seq, orjson.loads(op)) for seq, op in rows]
+
     # -- sync ---------------------------------------------------------------------
 
     def info(self, user: User) -> dict[str, Any]:
@@ -403,8 +528,12 @@ class Database:
                 found.append(Record(rid, rtype, issue_id, muni, province, orjson.loads(state)))
         return found
 
-    def push(self, user: User, ops: list[Any], now_ms: int | None = None) -> dict[str, Any]:
-        """Check and apply a batch of operations in one transaction; each is acknowledged, rejected or deferred."""
+    def push(self, user: User, ops: list[Any], now_ms: int | None = None, whole: bool = False) -> dict[str, Any]:
+        """Check and apply a batch of operations in one transaction; each is acknowledged, rejected or deferred.
+
+        ``whole`` (a bundle): when any operation is outside the user's area, nothing
+        is applied and ``OutsideScope`` names them.
+        """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         acknowledged: list[str] = []
         rejected: list[dict[str, str]] = []
@@ -433,6 +562,7 @@ class Database:
             rows: list[tuple] = []
             dirty: dict[str, int] = {}
             moved: set[str] = set()
+            outside: list[dict[str, str]] = []
             for op in fine:
                 op_id = op["op_id"]
                 if op_id in stored:
@@ -441,7 +571,9 @@ class Database:
                 record = records.get(op["id"])
                 verdict = rules.judge(user, op, record, records.get)
                 if verdict:
-                    (rejected if verdict[0] == rules.REJECT else deferred).append({"op_id": op_id, "reason": verdict[1]})
+                    (deferred if verdict[0] == rules.DEFER else rejected).append({"op_id": op_id, "reason": verdict[1]})
+                    if verdict[0] == rules.OUTSIDE:
+                        outside.append({"op_id": op_id, "reason": verdict[1]})
                     continue
                 if record is None:
                     record = records[op["id"]] = Record(op["id"], op["type"], None, None, None, merge.empty_state())
@@ -463,6 +595,8 @@ class Database:
                 stored.add(op_id)
                 acknowledged.append(op_id)
                 dirty[record.record_id] = seq
+            if outside and whole:
+                raise OutsideScope(outside)
             if moved:
                 seq = self._copy_moved(tx, moved, records, dirty, rows, seq, user, received_at)
             tx.many(

@@ -24,6 +24,8 @@ from fieldkit.server.accounts import User
 CHILD_TYPES = ("note", "action", "status_change", "attachment")
 REJECT = "reject"
 DEFER = "defer"
+#: Rejected because the record is outside the sender's area (a bundle holding one is refused whole).
+OUTSIDE = "outside"
 
 LABELS = {"issue": "an issue", "note": "a note", "action": "a follow-up action", "status_change": "a status change", "lesson": "a lesson",
           "attachment": "an attachment"}
@@ -112,7 +114,7 @@ def visible(user: User, record: Record) -> bool:
 
 
 def judge(user: User, op: dict[str, Any], record: Record | None, find: Callable[[str], Record | None]) -> tuple[str, str] | None:
-    """Whether this user may apply this operation to this record: None, or (REJECT|DEFER, reason).
+    """Whether this user may apply this operation to this record: None, or (REJECT|OUTSIDE|DEFER, reason).
 
     ``find`` looks up another record (a child's issue) by id. A record outside the user's area is
     answered as if it were not there; where a missing record would be made, the operation is refused
@@ -123,7 +125,7 @@ def judge(user: User, op: dict[str, Any], record: Record | None, find: Callable[
         return found if found is not None and visible(user, found) else None
 
     if record is not None and not visible(user, record):
-        return _judge(user, op, None, seen) or (REJECT, NOT_YOURS)
+        return _judge(user, op, None, seen) or (OUTSIDE, NOT_YOURS)
     return _judge(user, op, record, seen)
 
 
@@ -138,7 +140,7 @@ def _judge(user: User, op: dict[str, Any], record: Record | None, find: Callable
         if record is None and not moving_to:
             return DEFER, f"waiting for the first version of this issue: {NOT_HERE}"
         if moving_to and not user.covers(moving_to):
-            return REJECT, out_of_scope(user, moving_to)
+            return OUTSIDE, out_of_scope(user, moving_to)
         return None
     issue_id = fields.get("issue_id")
     if record is None and not issue_id:

@@ -26,11 +26,13 @@ import orjson
 from fieldkit.store.backups import Backups
 from fieldkit.store.database import (
     FILE_NAME,
+    UPSERT_LINE,
     Database,
     ReadOnly,
     StoreCorrupt,
     StoreError,
     checksum,
+    line_row,
 )
 
 __all__ = ["Store", "StoreError", "StoreCorrupt", "ReadOnly", "default_home", "RECORD_KINDS"]
@@ -39,6 +41,11 @@ RECORD_KINDS = ("issue", "note", "action", "status_change", "lesson", "attachmen
 CHILD_KINDS = ("note", "action", "status_change", "attachment")
 
 STAGE_LIMIT = 5000
+
+#: An issue's lookup line as the register hands it over: reference, municipality, status, and the line itself.
+LookupLine = tuple[str, str, str, str]
+#: Works out a staged record's packed merge state and lookup line when the transaction is written.
+Finish = Callable[[], "tuple[dict[str, Any] | None, LookupLine | None]"]
 
 Listener = Callable[[str, str, "dict[str, Any] | None"], None]
 
@@ -93,7 +100,7 @@ class Store:
         self._mark: Path | None = None
         # Writes inside a transaction are kept here and written in one statement a table at commit:
         # a demo or an import of 100,000 issues costs a few executemany calls, not a million statements.
-        self._staged: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None, tuple[str, str] | None]] = {}
+        self._staged: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
         self._staged_refs: set[str] = set()
         self._staged_ops: list[dict[str, Any]] = []
         self._written: list[tuple[str, str, dict[str, Any] | None]] = []
@@ -159,7 +166,8 @@ class Store:
             if staged is None:
                 by_kind.setdefault(kind, []).append(record_id)
             elif staged[0] is not None:
-                found[(kind, record_id)] = (dict(staged[0]), staged[1] or {})
+                packed = staged[3]()[0] if staged[3] is not None else staged[1]
+                found[(kind, record_id)] = (dict(staged[0]), packed or {})
         for kind, ids in by_kind.items():
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
@@ -220,27 +228,37 @@ class Store:
         return None
 
     def put(self, kind: str, record_id: str, doc: dict[str, Any], merge: dict[str, Any] | None = None,
-            line: tuple[str, str] | None = None) -> None:
-        """Save a whole record (its values, merge state and, for an issue, its lookup line)."""
+            line: "LookupLine | None" = None, finish: "Finish | None" = None) -> None:
+        """Save a whole record (its values, merge state and, for an issue, its lookup line).
+
+        ``finish``, instead of ``merge`` and ``line``, works them out when the
+        transaction is written: a record changed several times in one
+        transaction (an import, a pulled page) is packed once.
+        """
         if not self.db.in_transaction:
             with self.db.transaction():
-                return self.put(kind, record_id, doc, merge, line)
-        self._staged[(kind, record_id)] = (doc, merge, line)
-        if line is not None:
-            self._staged_refs.add(line[0].upper())
+                return self.put(kind, record_id, doc, merge, line, finish)
+        self._staged[(kind, record_id)] = (doc, merge, line, finish)
+        if kind == "issue" and doc.get("ref"):
+            self._staged_refs.add(str(doc["ref"]).upper())
         self._written.append((kind, record_id, doc))
         if len(self._staged) >= STAGE_LIMIT:
             self._flush()  # still inside the transaction: a long import holds a few thousand records, not all
 
-    def put_many(self, records: Iterable[tuple[str, str, dict[str, Any], dict[str, Any] | None, tuple[str, str] | None]]) -> None:
+    def put_many(self, records: Iterable[tuple[str, str, dict[str, Any], dict[str, Any] | None, "LookupLine | None"]]) -> None:
         with self.db.transaction():
             for kind, record_id, doc, merge, line in records:
                 self.put(kind, record_id, doc, merge, line)
 
+    def staged_finish(self, kind: str, record_id: str) -> "Finish | None":
+        """The ``finish`` a record was staged with in this transaction, if any."""
+        staged = self._staged.get((kind, record_id))
+        return staged[3] if staged is not None else None
+
     def delete(self, kind: str, record_id: str) -> None:
         """Remove a local document (records of the register are never removed: they get tombstones)."""
         with self.db.transaction():
-            self._staged[(kind, record_id)] = (None, None, None)
+            self._staged[(kind, record_id)] = (None, None, None, None)
             self._written.append((kind, record_id, None))
 
     def _flush(self) -> None:
@@ -250,7 +268,9 @@ class Store:
         seq = self.db.next_seq
         seal = self.codec.seal
         rows, lines, gone = [], [], []
-        for (kind, record_id), (doc, merge, line) in self._staged.items():
+        for (kind, record_id), (doc, merge, line, finish) in self._staged.items():
+            if finish is not None:
+                merge, line = finish()
             if doc is None:
                 gone.append((kind, record_id))
                 continue
@@ -259,8 +279,7 @@ class Store:
             parent = doc.get("issue_id") if kind in CHILD_KINDS else None
             rows.append((kind, record_id, parent, seq, doc_bytes, merge_bytes, checksum(doc_bytes, merge_bytes)))
             if line is not None:
-                text = line[1] if self.codec.searchable else seal(line[1].encode("utf-8"))
-                lines.append((record_id, line[0].upper(), text, checksum(text)))
+                lines.append(line_row(record_id, *line, seal=None if self.codec.searchable else seal))
         ops = []
         for op in self._staged_ops:
             payload = seal(orjson.dumps(op))
@@ -271,7 +290,7 @@ class Store:
         if rows:
             self.db.write_many("INSERT OR REPLACE INTO record(kind, id, parent, seq, doc, merge, crc) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         if lines:
-            self.db.write_many("INSERT OR REPLACE INTO issue_line(id, ref, line, crc) VALUES (?, ?, ?, ?)", lines)
+            self.db.write_many(UPSERT_LINE, lines)
         if gone:
             self.db.write_many("DELETE FROM record WHERE kind = ? AND id = ?", gone)
             self.db.write_many("DELETE FROM issue_line WHERE id = ?", [(record_id,) for _, record_id in gone])
@@ -380,25 +399,40 @@ class Store:
 
     # -- the lookup lines ------------------------------------------------------------------
 
-    def issue_lines(self, needle: str | None = None, ref: str | None = None,
-                    ids: Iterable[str] | None = None) -> Iterator[str]:
-        """The compact lines of the issues holding ``needle`` (all of them for None), checked."""
+    def issue_lines(self, needle: str | None = None, ref: str | None = None, ids: Iterable[str] | None = None,
+                    municipalities: Iterable[str] | None = None, statuses: Iterable[str] | None = None) -> Iterator[str]:
+        """The compact lines of the issues that can match, checked: those holding ``needle`` in their
+        words (all of them for None), with a reference, with ids, in some municipalities or statuses."""
+        columns = "l.id, l.line, l.words, l.crc"
+        chosen = [(name, list(values)) for name, values in (("id", ids), ("municipality", municipalities), ("status", statuses))
+                  if values is not None]
         if ref is not None:
-            found: Iterable[tuple[str, str, int]] = self._read().rows("SELECT id, line, crc FROM issue_line WHERE ref = ?", (ref.upper(),))
-        elif ids is not None:
-            wanted = list(ids)
+            found: Iterable[tuple[str, str, str, int]] = self._read().rows(
+                f"SELECT {columns} FROM issue_line l WHERE ref = ?", (ref.upper(),))
+        elif chosen:
+            column, wanted = chosen[0]
             found = []
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
-                found += self._read().rows(f"SELECT id, line, crc FROM issue_line WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-        elif needle is not None:
-            found = self._read().stream("SELECT id, line, crc FROM issue_line WHERE instr(line, ?) > 0", (needle,))
+                found += self._read().rows(
+                    f"SELECT {columns} FROM issue_line l WHERE {column} IN ({','.join('?' * len(chunk))})", chunk)
+        elif needle is not None and self.codec.searchable and len(needle) >= 3 and not set(needle) & set("%_\\"):
+            found = self._read().stream(  # the trigram index: any part of a word, without reading every line
+                f"SELECT {columns} FROM issue_text JOIN issue_line l ON l.rowid = issue_text.rowid "
+                "WHERE issue_text.words LIKE ?", (f"%{needle}%",))
+        elif needle is not None and self.codec.searchable:
+            found = self._read().stream(f"SELECT {columns} FROM issue_line l WHERE instr(l.words, ?) > 0", (needle,))
         else:
-            found = self._read().stream("SELECT id, line, crc FROM issue_line")
-        for record_id, line, crc in found:
-            if checksum(line) != crc:
+            found = self._read().stream(f"SELECT {columns} FROM issue_line l")
+        for record_id, line, words, crc in found:
+            if checksum(line, words) != crc:
                 raise self.db.corrupt(self.db.path, f"the lookup line of issue {record_id} does not match its checksum")
-            yield line
+            if not self.codec.searchable:
+                text = self.codec.unseal(line).decode("utf-8")
+                if needle is None or needle in text.rpartition("\t")[2]:
+                    yield text
+            else:
+                yield f"{line}\t{words}"
 
     def refs_starting(self, prefix: str, limit: int) -> list[str]:
         upper = prefix.upper()

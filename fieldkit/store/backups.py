@@ -121,8 +121,8 @@ def verify_database(path: Path) -> str | None:
         for kind, record_id, doc, merge, crc in conn.execute("SELECT kind, id, doc, merge, crc FROM record"):
             if checksum(doc, merge) != crc:
                 return f"{kind} {record_id} does not match its checksum"
-        for record_id, line, crc in conn.execute("SELECT id, line, crc FROM issue_line"):
-            if checksum(line) != crc:
+        for record_id, line, words, crc in conn.execute("SELECT id, line, words, crc FROM issue_line"):
+            if checksum(line, words) != crc:
                 return f"the lookup line of {record_id} does not match its checksum"
         for op_id, op, crc in conn.execute("SELECT op_id, op, crc FROM outbox"):
             if checksum(op) != crc:

@@ -51,10 +51,28 @@ CREATE INDEX IF NOT EXISTS record_seq ON record(seq);
 CREATE TABLE IF NOT EXISTS issue_line(
     id TEXT PRIMARY KEY,
     ref TEXT NOT NULL,
+    municipality TEXT NOT NULL,
+    status TEXT NOT NULL,
     line TEXT NOT NULL,
+    words TEXT NOT NULL,
     crc INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS issue_line_ref ON issue_line(ref);
+CREATE INDEX IF NOT EXISTS issue_line_filter ON issue_line(municipality, status);
+CREATE INDEX IF NOT EXISTS issue_line_status ON issue_line(status);
+CREATE VIRTUAL TABLE IF NOT EXISTS issue_text USING fts5(
+    words, content='issue_line', tokenize='trigram', detail='none'
+);
+CREATE TRIGGER IF NOT EXISTS issue_line_added AFTER INSERT ON issue_line BEGIN
+    INSERT INTO issue_text(rowid, words) VALUES (new.rowid, new.words);
+END;
+CREATE TRIGGER IF NOT EXISTS issue_line_removed AFTER DELETE ON issue_line BEGIN
+    INSERT INTO issue_text(issue_text, rowid, words) VALUES ('delete', old.rowid, old.words);
+END;
+CREATE TRIGGER IF NOT EXISTS issue_line_changed AFTER UPDATE ON issue_line BEGIN
+    INSERT INTO issue_text(issue_text, rowid, words) VALUES ('delete', old.rowid, old.words);
+    INSERT INTO issue_text(rowid, words) VALUES (new.rowid, new.words);
+END;
 CREATE TABLE IF NOT EXISTS outbox(
     op_id TEXT PRIMARY KEY,
     record_id TEXT NOT NULL,
@@ -65,6 +83,26 @@ CREATE TABLE IF NOT EXISTS outbox(
 );
 CREATE INDEX IF NOT EXISTS outbox_state ON outbox(state, op_id);
 """
+
+
+#: An issue's lookup line is kept as its columns and, apart, the words a text search looks in (its last
+#: column), which a trigram index (``issue_text``) finds by any part of a word. Written with an upsert so the
+#: row keeps its rowid and the index's triggers see an update.
+UPSERT_LINE = """
+INSERT INTO issue_line(id, ref, municipality, status, line, words, crc) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(id) DO UPDATE SET ref = excluded.ref, municipality = excluded.municipality, status = excluded.status,
+    line = excluded.line, words = excluded.words, crc = excluded.crc
+"""
+
+
+def line_row(record_id: str, ref: str, municipality: str, status: str, text: str,
+             seal: "Callable[[bytes], bytes] | None" = None) -> tuple[Any, ...]:
+    """The ``issue_line`` row of one issue; sealed (encrypted) text keeps no searchable words."""
+    if seal is not None:
+        sealed = seal(text.encode("utf-8"))
+        return record_id, ref.upper(), municipality, status, sealed, "", checksum(sealed)
+    line, _, words = text.rpartition("\t")
+    return record_id, ref.upper(), municipality, status, line, words, checksum(line, words)
 
 
 class StoreError(Exception):
@@ -150,9 +188,8 @@ class Database:
             if not self.read_only and not has_schema:
                 self.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file only
                 self.conn.execute("BEGIN IMMEDIATE")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
+                for statement in _statements(SCHEMA):
+                    self.conn.execute(statement)
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT),))
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('seq', '0')")
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (os.urandom(8).hex(),))
@@ -289,17 +326,28 @@ class Database:
                 raise self.translate(err) from None
 
     def stream(self, sql: str, params: Iterable[Any] = (), batch: int = 2000) -> Iterator[tuple[Any, ...]]:
-        """Rows a batch at a time, for reading a whole table without holding it all."""
-        with self._lock:
-            try:
+        """Rows a batch at a time, for reading a whole table without holding it all.
+
+        The lock is held only while a batch is fetched, so a reader that stops
+        part-way (or is slow) never keeps another thread from the register.
+        """
+        try:
+            with self._lock:
                 cursor = self.conn.execute(sql, tuple(params))
+            try:
                 while True:
-                    found = cursor.fetchmany(batch)
+                    with self._lock:
+                        found = cursor.fetchmany(batch)
                     if not found:
                         return
                     yield from found
-            except sqlite3.Error as err:
-                raise self.translate(err) from None
+            finally:
+                try:
+                    cursor.close()
+                except sqlite3.Error:
+                    pass  # the connection closed first: nothing is left to release
+        except sqlite3.Error as err:
+            raise self.translate(err) from None
 
     def _data_version(self) -> int:
         with self._lock:
@@ -337,6 +385,16 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script one by one (``executescript`` would commit the open transaction)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
 
 
 def _writable(home: Path, path: Path) -> bool:

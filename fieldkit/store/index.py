@@ -10,9 +10,9 @@ Each sort order is computed once and then kept current: an edit moves one row
 rows.
 
 A cold ``fieldkit find`` builds none of this: an index opened on the store asks
-the register file for the lines holding the longest word (or a filter's
-``\tvalue\t``, SQLite's ``instr`` over the compact lines) and parses only
-those. The rows are built the first time something needs all of them (the app).
+the register file only for the lines that can match (a word through the
+trigram index, a place or a status through theirs) and parses only those. The
+rows are built the first time something needs all of them (the app).
 """
 
 from __future__ import annotations
@@ -81,6 +81,25 @@ def _passes(question: IssueFilter) -> list[Pass]:
     return passes
 
 
+def _municipalities_of(question: IssueFilter) -> set[str] | None:
+    """Every municipality a question's places can match (None: it names no place).
+
+    The smallest of what it asks: the municipalities chosen, the districts with
+    their local municipalities, the provinces' municipalities.
+    """
+    from fieldkit import refdata
+
+    everywhere = refdata.municipalities().values()
+    found: list[set[str]] = []
+    if question.municipalities:
+        found.append(set(question.municipalities))
+    if question.districts:
+        found.append({m.code for m in everywhere if m.code in question.districts or m.district_code in question.districts})
+    if question.provinces:
+        found.append({m.code for m in everywhere if m.province in question.provinces})
+    return min(found, key=len) if found else None
+
+
 def _newest_first(values: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
     """Documents newest first, so rows made from them lie in memory in the register's usual order.
 
@@ -109,6 +128,12 @@ class _Lines:
 
     def rows_by_ids(self, ids: Iterable[str]) -> list[IssueRow]:
         return self._parse(self.store.issue_lines(ids=ids))
+
+    def rows_in(self, municipalities: Iterable[str]) -> list[IssueRow]:
+        return self._parse(self.store.issue_lines(municipalities=municipalities))
+
+    def rows_with_status(self, statuses: Iterable[str]) -> list[IssueRow]:
+        return self._parse(self.store.issue_lines(statuses=statuses))
 
 
 class IssueIndex:
@@ -277,18 +302,25 @@ class IssueIndex:
         return found
 
     def _find_in_lines(self, question: IssueFilter) -> list[IssueRow]:
-        """A cold lookup: parse only the lines that hold the rarest part of the question."""
+        """A cold lookup: parse only the lines that can match the most selective part of the question.
+
+        A word of three letters or more is found by the trigram index; a place by
+        the municipality index (a district or province is its municipalities); a
+        status by its own. With none of these, the rows are built once and kept.
+        """
         assert self._lines is not None
-        facets = sorted(_facet_values(question), key=len)
-        if question.words:
-            candidates = self._lines.rows(max(question.words, key=len))
-        elif facets and len(facets[0]) <= 50:
-            found: dict[str, IssueRow] = {}
-            for value in facets[0]:  # each line holding one of the values, e.g. \tEC121\t
-                found.update((r.id, r) for r in self._lines.rows(f"\t{value}\t"))
-            candidates = list(found.values())
+        longest = max(question.words, key=len) if question.words else ""
+        places = _municipalities_of(question)
+        if len(longest.strip()) >= 3:
+            candidates = self._lines.rows(longest)
+        elif places is not None:
+            candidates = self._lines.rows_in(places)
+        elif question.statuses:
+            candidates = self._lines.rows_with_status(question.statuses)
+        elif longest:
+            candidates = self._lines.rows(longest)
         else:
-            return self._find_in_rows(question)  # nothing to search for: build the rows once, keep them
+            return self._find_in_rows(question)
         candidates.sort(key=sort_key(question.sort), reverse=question.descending)
         return filter_rows(candidates, question)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from fieldkit.store.database import FILE_NAME, Database, StoreCorrupt
+from fieldkit.store.database import FILE_NAME, UPSERT_LINE, Database, StoreCorrupt, line_row
 
 if TYPE_CHECKING:
     from fieldkit.store.backups import Backups
@@ -118,9 +118,8 @@ def _copy_into_register(home: Path, backups: "Backups") -> None:
                     db.write("INSERT OR REPLACE INTO record(kind, id, parent, seq, doc, merge, crc) VALUES (?, ?, ?, ?, ?, ?, ?)",
                              (kind, record_id, parent, seq, payload, packed, checksum(payload, packed)))
                     if kind == "issue":
-                        line = row_to_line(row_from_values(record_id, doc))
-                        db.write("INSERT OR REPLACE INTO issue_line(id, ref, line, crc) VALUES (?, ?, ?, ?)",
-                                 (record_id, str(doc.get("ref", "")).upper(), line, checksum(line)))
+                        row = row_from_values(record_id, doc)
+                        db.write(UPSERT_LINE, line_row(record_id, row.ref, row.municipality, row.status, row_to_line(row)))
             for op_id, entry in tables.get("outbox", {}).items():
                 op = orjson.dumps(entry["op"])
                 db.write("INSERT OR REPLACE INTO outbox(op_id, record_id, state, reason, op, crc) VALUES (?, ?, ?, ?, ?, ?)",

@@ -14,12 +14,26 @@ handled when it moved focus stay here, where they were typed.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from textual import events
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import Input
 
 
 class FieldInput(Input):
+    #: Textual's Input sets its virtual size on every keystroke (the text's width, for scrolling
+    #: sideways), and the base reactive lays the whole screen out again each time: 25-70 ms a key
+    #: in the capture form. A one-line box never changes the layout around it; it only repaints.
+    virtual_size = Reactive(Size(0, 0), layout=False)
+
     _after_enter = False
+
+    def __init__(self, *args: Any, on_enter: Callable[[], bool] | None = None, **kwargs: Any) -> None:
+        """``on_enter``: asked first when enter is pressed, in turn with the typing; True if it dealt with it."""
+        super().__init__(*args, **kwargs)
+        self.on_enter = on_enter
 
     def on_focus(self, event: events.Focus) -> None:
         self._after_enter = False
@@ -28,7 +42,8 @@ class FieldInput(Input):
         if event.key == "enter":
             event.stop()
             event.prevent_default()
-            await self.action_submit()
+            if not (self.on_enter is not None and self.on_enter()):
+                await self.action_submit()
             self._after_enter = True
             return
         focused = self.screen.focused if self.is_attached else None

@@ -77,7 +77,8 @@ class MunicipalityPicker(Vertical, can_focus=False):
 
     def compose(self) -> ComposeResult:
         shown = "" if self.multiple or not self.value else describe(self.value)
-        yield FieldInput(shown, placeholder=self._placeholder, compact=self._compact, id=f"{self.id}-input" if self.id else None)
+        yield FieldInput(shown, placeholder=self._placeholder, compact=self._compact, id=f"{self.id}-input" if self.id else None,
+                         on_enter=None if self.multiple else self._enter_now)
         yield Matches()
         if self.multiple:
             yield Static(self._chosen_text(), classes="chosen")
@@ -109,7 +110,7 @@ class MunicipalityPicker(Vertical, can_focus=False):
     @on(Input.Changed)
     def _typed(self, event: Input.Changed) -> None:
         event.stop()
-        text = event.value
+        text = self.input.value  # what the box holds now: a change read late must not undo a pick made since
         if not self.multiple and self.value and text == describe(self.value):
             return
         self._show_matches(text)
@@ -119,9 +120,25 @@ class MunicipalityPicker(Vertical, can_focus=False):
 
     @on(Input.Submitted)
     def _take(self, event: Input.Submitted) -> None:
+        """Enter takes the highlighted match; with one municipality to choose, the next field follows."""
         event.stop()
         if not self.commit():
             self.post_message(self.Changed(self, self.value, tuple(self.values)))
+        if not self.multiple and self.value:
+            self.screen.focus_next()
+
+    def _enter_now(self) -> bool:
+        """Enter, handled in turn with the keys typed around it ("buf⏎12" fast): take the best match
+        for what the box holds now, then hand the keyboard to the next field before "12" arrives."""
+        text = self.input.value
+        if not (self.value and text == describe(self.value)):
+            self._show_matches(text)
+            if not self.commit():
+                return False
+        if not self.value:
+            return False
+        self.screen.focus_next()
+        return True
 
     def commit(self) -> bool:
         """Take the highlighted match, if matches are shown; returns whether one was taken."""
@@ -152,8 +169,7 @@ class MunicipalityPicker(Vertical, can_focus=False):
             self.set_class(False, "-searching")
             self.post_message(self.Changed(self, "", tuple(self.values)))
         else:
-            with self.input.prevent(Input.Changed):
-                self.input.value = describe(code)
+            self._show_chosen(code)
             self.set_class(False, "-searching")
             self._set_value(code)
 
@@ -164,9 +180,15 @@ class MunicipalityPicker(Vertical, can_focus=False):
 
     def set_value(self, code: str) -> None:
         """Show a municipality chosen elsewhere (a recovered draft, an issue being edited)."""
-        with self.input.prevent(Input.Changed):
-            self.input.value = describe(code) if code else ""
+        self._show_chosen(code)
         self.value = code
+
+    def _show_chosen(self, code: str) -> None:
+        """The chosen municipality in the box, the cursor after it: more typing never lands inside it."""
+        box = self.input
+        with box.prevent(Input.Changed):
+            box.value = describe(code) if code else ""
+        box.cursor_position = len(box.value)
 
     def action_move(self, step: int) -> None:
         options = self.query_one(Matches)

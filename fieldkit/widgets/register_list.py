@@ -8,6 +8,7 @@ twenty or so that are visible, so 100,000 issues scroll like ten.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -157,13 +158,15 @@ class RegisterList(ScrollView, can_focus=True):
         self.descending = True
         self.empty_message = "Loading the register…"
         self._ref_width = 18
+        self.waiting = False  # a newer answer is on its way: keys wait for it
+        self._held: list[Callable[[], None]] = []
 
     # -- what to show ------------------------------------------------------------------------
 
     def show_rows(self, rows: list[IssueRow], keep: str | None = None) -> None:
         """Show new results, keeping the highlight on the same issue where it is still there."""
         self.rows = rows
-        self._ref_width = max([18, *(len(r.ref) for r in rows[:200])])
+        self._ref_width = max(18, max((len(r.ref) for r in rows), default=0))  # every row: a reference is never cut
         position = 0
         if keep is not None:
             position = next((i for i, row in enumerate(rows) if row.id == keep), 0)
@@ -172,6 +175,23 @@ class RegisterList(ScrollView, can_focus=True):
         if keep is None:
             self.scroll_to(y=0, animate=False, immediate=True)
         self.refresh()
+
+    def wait_for_answer(self) -> None:
+        """New rows are coming: moves and enter typed meanwhile are kept, to act on the rows shown next."""
+        self.waiting = True
+
+    def answered(self) -> None:
+        """The newest rows are shown: the keys typed while they came act on them, in order."""
+        self.waiting = False
+        held, self._held = self._held, []
+        for action in held:
+            action()
+
+    def _in_turn(self, action: Callable[[], None]) -> None:
+        if self.waiting:
+            self._held.append(action)
+        else:
+            action()
 
     def show_unsynced(self, ids: set[str]) -> None:
         self.unsynced = ids
@@ -198,35 +218,45 @@ class RegisterList(ScrollView, can_focus=True):
         self.post_message(self.Highlighted(self, row.id if row else None))
 
     def _keep_cursor_visible(self) -> None:
+        """Scroll so the highlighted row is on screen.
+
+        ``force``: right after new rows arrive Textual has not yet decided the list may scroll, and a
+        plain scroll did nothing, leaving the highlighted row off screen (enter then opened a row
+        nobody could see).
+        """
         top = round(self.scroll_y)
         if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+            self.scroll_to(y=self.cursor, animate=False, immediate=True, force=True)
         elif self.cursor >= top + self._page:
-            self.scroll_to(y=self.cursor - self._page + 1, animate=False, immediate=True)
+            self.scroll_to(y=self.cursor - self._page + 1, animate=False, immediate=True, force=True)
 
     def _move(self, to: int) -> None:
         if self.rows:
             self.cursor = max(0, min(to, len(self.rows) - 1))
 
     def action_cursor_up(self) -> None:
-        self._move(self.cursor - 1)
+        self._in_turn(lambda: self._move(self.cursor - 1))
 
     def action_cursor_down(self) -> None:
-        self._move(self.cursor + 1)
+        self._in_turn(lambda: self._move(self.cursor + 1))
 
     def action_page_up(self) -> None:
-        self._move(self.cursor - self._page)
+        self._in_turn(lambda: self._move(self.cursor - self._page))
 
     def action_page_down(self) -> None:
-        self._move(self.cursor + self._page)
+        self._in_turn(lambda: self._move(self.cursor + self._page))
 
     def action_first(self) -> None:
-        self._move(0)
+        self._in_turn(lambda: self._move(0))
 
     def action_last(self) -> None:
-        self._move(len(self.rows) - 1)
+        self._in_turn(lambda: self._move(len(self.rows) - 1))
 
     def action_open(self) -> None:
+        """Open exactly the row highlighted on screen (once the rows being fetched are shown)."""
+        self._in_turn(self._open_highlighted)
+
+    def _open_highlighted(self) -> None:
         row = self.highlighted
         if row is not None:
             self.post_message(self.Opened(self, row.id))
