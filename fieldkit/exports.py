@@ -65,6 +65,7 @@ CONTEXT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("wsa", "WSA"),
     ("needs", "Needs"),
     ("needs_support", "Needs support from"),
+    ("attachments", "Attachments"),
 )
 PERSONAL_COLUMNS: tuple[tuple[str, str], ...] = (("contact_name", "Contact name"), ("contact_phone", "Contact phone"))
 
@@ -162,7 +163,27 @@ def issue_record(values: dict[str, Any]) -> dict[str, Any]:
 
 def selected_issues(register, question: IssueFilter) -> list[dict[str, Any]]:
     documents = register.store.documents("issue")
-    return [issue_record(documents[row.id]) for row in register.find(question)]
+    attachments = children_by_issue(register, "attachment")
+    server = register.sync_state().get("server")
+    records = []
+    for row in register.find(question):
+        record = issue_record(documents[row.id])
+        attached = attachments.get(row.id, [])
+        record["attachments"] = "; ".join(a.get("name", "") for a in attached)
+        record["media_url"] = media_url(server, attached)
+        records.append(record)
+    return records
+
+
+def media_url(server: str | None, attachments: list[dict[str, Any]]) -> str | None:
+    """Where the central store serves the issue's first photo (its reduced copy), once this laptop syncs
+    with one; None without a photo or a central store. The store answers it to accounts in the issue's area."""
+    from fieldkit.photos import IMAGE_TYPES
+
+    photo = next((a for a in attachments if a.get("media_type") in IMAGE_TYPES), None)
+    if photo is None or not server:
+        return None
+    return f"{server.rstrip('/')}/files/{photo.get('reduced_sha256') or photo['sha256']}"
 
 
 #: How the register orders each kind of child record (the same as ``Register.actions`` and ``status_changes``).
@@ -170,6 +191,7 @@ CHILD_ORDER: dict[str, Callable[[dict[str, Any]], Any]] = {
     "action": lambda a: (a.get("due") or "9999", a["id"]),
     "status_change": lambda s: (s.get("at", ""), s["id"]),
     "note": lambda n: (n.get("at", ""), n["id"]),
+    "attachment": lambda a: (a.get("at", ""), a["id"]),
 }
 
 
@@ -384,7 +406,7 @@ GEOJSON_PROPERTIES = (
     "ref", "title", "description", "municipality", "municipality_name", "district", "province", "wsa",
     "ward", "sector", "sector_name", "category", "category_name", "severity", "status", "is_open",
     "responsible", "source", "source_detail", "commitment", "address", "needs", "needs_support",
-    "open_actions", "overdue_actions", "created_at", "updated_at", "id",
+    "open_actions", "overdue_actions", "created_at", "updated_at", "id", "attachments", "media_url",
 )
 
 
@@ -453,7 +475,7 @@ def export_open311(register, question: IssueFilter, output: str | None, personal
         raise ExportError("Open311 service requests never carry personal information; leave out --personal")
     issues = selected_issues(register, question)
     changes = children_by_issue(register, "status_change")
-    requests = [open311.service_request(record, changes.get(record["id"], [])) for record in issues]
+    requests = [open311.service_request(record, changes.get(record["id"], []), record.get("media_url")) for record in issues]
     text = json.dumps(requests, ensure_ascii=False, indent=1) + "\n"
     if output is None or output == "-":
         return write_text(output, text)

@@ -69,7 +69,7 @@ SECONDARY: dict[str, str] = {"municipality name": "municipality", "sector name":
 #: Columns fieldkit derives or keeps itself; read by nobody, mentioned to nobody.
 DERIVED = frozenset({
     "province", "district", "wsa", "needs support from", "updated at", "updated by", "updated", "conflicts",
-    "municipality name", "sector name", "category name",
+    "municipality name", "sector name", "category name", "attachments",
 })
 ACTION_HEADERS: dict[str, tuple[str, ...]] = {
     "id": ("action id",),

@@ -181,6 +181,29 @@ LIST_LIMITS: dict[str, int] = {
     "need_detail": 1000,  # characters in a need's detail
     "need_support_from": 120,  # characters in a need's support source
 }
+#: The largest file that can be attached to an issue: a phone photo or a long PDF fits, a video does not.
+ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
+#: What can be attached, by media type: photos, PDF and office documents.
+ATTACHMENT_TYPES: dict[str, str] = {
+    "image/jpeg": "JPEG photo",
+    "image/png": "PNG image",
+    "image/heic": "HEIC photo",
+    "image/heif": "HEIF photo",
+    "application/pdf": "PDF document",
+    "application/msword": "Word document",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "Word document",
+    "application/vnd.ms-excel": "Excel workbook",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "Excel workbook",
+    "application/vnd.ms-powerpoint": "PowerPoint presentation",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "PowerPoint presentation",
+    "application/vnd.oasis.opendocument.text": "OpenDocument text",
+    "application/vnd.oasis.opendocument.spreadsheet": "OpenDocument spreadsheet",
+    "application/vnd.oasis.opendocument.presentation": "OpenDocument presentation",
+    "text/plain": "text file",
+    "text/csv": "CSV file",
+}
+SHA256_FORM = re.compile(r"[0-9a-f]{64}")
+
 #: A record's values as JSON, in bytes. Every field at its limit in plain letters fits; long texts in
 #: multi-byte characters may not, and then the message asks to shorten them.
 RECORD_MAX_BYTES = 64 * 1024
@@ -200,7 +223,7 @@ TIMESTAMP_FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
-RECORD_TYPES = ("issue", "note", "action", "status_change", "lesson")
+RECORD_TYPES = ("issue", "note", "action", "status_change", "lesson", "attachment")
 
 
 class ValidationError(ValueError):
@@ -434,6 +457,36 @@ def _timestamp(label: str) -> Callable[[Any], str | None]:
     return check
 
 
+def check_sha256(label: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not SHA256_FORM.fullmatch(value):
+            return f"{label} must be a SHA-256 in 64 lower-case hex digits"
+        return None
+
+    return check
+
+
+def check_count(label: str, maximum: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+            return f"{label} must be a whole number from 0 to {maximum:,}"
+        return None
+
+    return check
+
+
+def check_media_type(value: Any) -> str | None:
+    if value is None or value == "":
+        return "Media type is required"
+    if not isinstance(value, str) or value not in ATTACHMENT_TYPES:
+        return f"Files of type '{shown(value)}' cannot be attached; attach photos (JPEG, PNG, HEIC), PDF or office documents"
+    return None
+
+
 def check_status(value: Any) -> str | None:
     return _choice("Status", STATUSES, required=True)(value)
 
@@ -505,6 +558,27 @@ FIELDS: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "created_at": _timestamp("Created at"),
         "deleted": check_bool("Deleted"),
     },
+    "attachment": {
+        "issue_id": _text("Issue", 64, required=True),
+        "name": _text("File name", 255, required=True),
+        "caption": _text("Caption", 300),
+        "media_type": check_media_type,
+        "size": check_count("Size", ATTACHMENT_MAX_BYTES),
+        "sha256": check_sha256("The file's hash"),
+        "reduced_sha256": check_sha256("The reduced copy's hash"),
+        "reduced_size": check_count("The reduced copy's size", ATTACHMENT_MAX_BYTES),
+        "thumb_sha256": check_sha256("The thumbnail's hash"),
+        "width": check_count("Width", 100_000),
+        "height": check_count("Height", 100_000),
+        "taken_at": _timestamp("Taken at"),
+        "lat": _coordinate("Latitude", (-90.0, 90.0)),
+        "lon": _coordinate("Longitude", (-180.0, 180.0)),
+        "author": _text("Attached by", 120),
+        "at": _timestamp("Attached at"),
+        "deleted": check_bool("Removed"),
+        "removed_by": _text("Removed by", 120),
+        "removed_at": _timestamp("Removed at"),
+    },
 }
 
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -513,6 +587,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "action": ("issue_id", "text"),
     "status_change": ("issue_id", "to_status"),
     "lesson": ("title",),
+    "attachment": ("issue_id", "name", "media_type", "sha256"),
 }
 
 #: Personal information: kept out of logs, and out of exports unless asked for.

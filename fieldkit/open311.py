@@ -13,7 +13,8 @@ Mapping decisions:
 - ``agency_responsible`` is the responsible institution; for water and
   sanitation ``service_notice`` names the Water Services Authority;
 - ``status_notes`` is the note on the latest status change;
-- ``expected_datetime``, ``address_id``, ``zipcode`` and ``media_url`` are null:
+- ``media_url`` is the central store's copy of the issue's first photo (null
+  without one); ``expected_datetime``, ``address_id`` and ``zipcode`` are null:
   the register does not record them. Personal information is never included.
 """
 
@@ -98,7 +99,8 @@ def _service_notice(values: dict[str, Any]) -> str | None:
     return f"Water Services Authority: {wsa.current_name} ({wsa.code})"
 
 
-def service_request(values: dict[str, Any], status_changes: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+def service_request(values: dict[str, Any], status_changes: Iterable[dict[str, Any]] = (),
+                    media_url: str | None = None) -> dict[str, Any]:
     """One issue as a GeoReport v2 service request (plus ``extended_attributes``)."""
     code = service_code(values.get("sector"), values.get("category"))
     muni = refdata.get(values.get("municipality") or "")
@@ -123,7 +125,7 @@ def service_request(values: dict[str, Any], status_changes: Iterable[dict[str, A
         "zipcode": None,
         "lat": float(lat) if located else None,
         "long": float(lon) if located else None,
-        "media_url": None,
+        "media_url": media_url,
         "extended_attributes": {
             "ref": values.get("ref") or None,
             "municipality": values.get("municipality") or None,

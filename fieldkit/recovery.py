@@ -53,4 +53,13 @@ def restore(home: Path, source: str | None = None) -> tuple[Path, Path | None]:
                 shutil.move(str(home / name), moved / name)
     os.replace(scratch, home / FILE_NAME)
     fsync_dir(home)
+    restore_files(home)
     return chosen, moved
+
+
+def restore_files(home: Path) -> int:
+    """Bring attached files that are missing or damaged back from the backups' copy; returns how many."""
+    from fieldkit.store import Store
+
+    with Store(home) as store:
+        return store.blobs.restore_from(store.backups.folder / "files")

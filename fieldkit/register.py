@@ -22,7 +22,7 @@ from fieldkit.ids import is_record_id, issue_ref, new_device_id, new_id
 from fieldkit.store import RECORD_KINDS, Store
 from fieldkit.store.index import IssueIndex
 
-CHILD_TYPES = ("note", "action", "status_change")
+CHILD_TYPES = ("note", "action", "status_change", "attachment")
 
 
 class NotFound(LookupError):
@@ -38,7 +38,7 @@ class TimelineEntry:
     """One line of an issue's history, in time order."""
 
     at: str
-    kind: str  # created, status, note, action, action_done
+    kind: str  # created, status, note, action, action_done, attached, detached
     author: str
     text: str
     record_id: str
@@ -463,6 +463,11 @@ class Register:
             if action.get("done_at") and not action.get("done"):
                 entries.append(TimelineEntry(action.get("updated_at", ""), "action_reopened", action.get("updated_by", ""),
                                              f"Open again: {action['text']}", action["id"]))
+        for attachment in self.attachments(issue_id, removed=True):
+            name = attachment.get("name", "")
+            entries.append(TimelineEntry(attachment.get("at", ""), "attached", attachment.get("author", ""), f"Attached {name}", attachment["id"]))
+            if attachment.get("deleted"):
+                entries.append(TimelineEntry(attachment.get("removed_at", ""), "detached", attachment.get("removed_by", ""), f"Removed {name}", attachment["id"]))
         entries.sort(key=lambda e: (e.at, e.kind != "created", e.record_id))  # ids are time-ordered: ties keep the order made
         return entries
 
@@ -704,3 +709,77 @@ class Register:
             self.store.queue(again)  # replaces each, queued again as pending
             self._save_replica()
         return len(again)
+
+    # -- attachments: photos and documents on an issue (added for issue 12) -------------------
+    # The bytes live in the store's file folder (fieldkit.attachments stores them first); these
+    # keep the records, and which files still have to go to the central store ("files" local doc).
+
+    def add_attachment(self, fields: dict[str, Any], send: Iterable[str] = (), hold: Iterable[str] = (),
+                       location: dict[str, float] | None = None) -> dict[str, Any]:
+        """Record an attachment whose bytes are stored; ``send`` files go with the next sync, ``hold``
+        (originals of photos) when asked for; ``location`` also becomes the issue's position, in one write."""
+        issue_id = fields["issue_id"]
+        self.issue_values(issue_id)
+        values = {**fields, "author": self.author, "at": model.now_iso()}
+        model.validate("attachment", values)
+        with self.store.transaction():
+            if location is not None:
+                self.edit_issue(issue_id, location)
+            record = self._write("attachment", self._child_id(issue_id), values)
+            self._mark_files(send=send, hold=hold)
+        return record
+
+    def _mark_files(self, send: Iterable[str] = (), hold: Iterable[str] = (), sent: Iterable[str] = ()) -> None:
+        files = self.store.local("files")
+        done = set(sent)
+        waiting = [s for s in dict.fromkeys([*files.get("send", []), *send]) if s not in done]
+        held = [h for h in dict.fromkeys([*files.get("hold", []), *hold]) if h not in done and h not in waiting]
+        self.store.set_local("files", {"send": waiting, "hold": held})
+
+    def files_to_send(self, originals: bool = False) -> list[str]:
+        """Files this laptop attached that the central store may not have yet: small ones first, by default
+        without the originals of photos (their reduced copies go instead)."""
+        files = self.store.local("files")
+        return list(files.get("send", [])) + (list(files.get("hold", [])) if originals else [])
+
+    def files_held(self) -> list[str]:
+        return list(self.store.local("files").get("hold", []))
+
+    def files_sent(self, shas: Iterable[str]) -> None:
+        with self.store.transaction():
+            self._mark_files(sent=shas)
+
+    def send_original(self, sha: str) -> None:
+        """Queue a held original to go with the next sync."""
+        with self.store.transaction():
+            files = self.store.local("files")
+            self.store.set_local("files", {"send": [s for s in files.get("send", []) if s != sha] + [sha],
+                                           "hold": [h for h in files.get("hold", []) if h != sha]})
+
+    def attachments(self, issue_id: str, removed: bool = False) -> list[dict[str, Any]]:
+        """An issue's attachments in the order they were attached (with removed ones when asked)."""
+        found = self.store.children("attachment", issue_id) if removed else self._children_of("attachment", issue_id)
+        return sorted(found, key=lambda a: (a.get("at", ""), a["id"]))
+
+    def all_attachments(self) -> list[dict[str, Any]]:
+        return [dict(a) for a in self.store.documents("attachment").values() if not a.get("deleted")]
+
+    def attachment(self, attachment_id: str) -> dict[str, Any]:
+        """One attachment by its id or a unique prefix of it (four characters at least)."""
+        wanted = attachment_id.strip().lower()
+        found = self.store.get("attachment", wanted)
+        if found is not None:
+            return found
+        matches = [a for a in self.store.documents("attachment") if a.startswith(wanted)] if len(wanted) >= 4 else []
+        if len(matches) == 1:
+            return self.store.get("attachment", matches[0]) or {}
+        if matches:
+            raise Ambiguous(f"'{attachment_id}' matches {len(matches)} attachments; give more of the id")
+        raise NotFound(f"No attachment matches '{attachment_id}' — `fieldkit attachments ISSUE` lists them with their ids")
+
+    def remove_attachment(self, attachment_id: str) -> dict[str, Any]:
+        """Take an attachment off its issue; the timeline keeps who removed it and when."""
+        record = self.attachment(attachment_id)
+        if record.get("deleted"):
+            return record
+        return self._write("attachment", record["id"], {"deleted": True, "removed_by": self.author, "removed_at": model.now_iso()})

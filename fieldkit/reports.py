@@ -129,6 +129,8 @@ class ReportInputs:
     issues: list[dict[str, Any]]
     actions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     status_changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    attachments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    thumbnails: dict[str, bytes] = field(default_factory=dict)  # by the thumbnail's hash, those on this laptop
 
 
 def gather(register, scope: Scope) -> ReportInputs:
@@ -138,15 +140,35 @@ def gather(register, scope: Scope) -> ReportInputs:
     documents = register.store.documents("issue")
     all_actions = children_by_issue(register, "action")
     all_changes = children_by_issue(register, "status_change")
+    all_attachments = children_by_issue(register, "attachment")
     issues = []
     actions = {}
     changes = {}
+    attachments = {}
     for row in register.find(scope.question()):
         values = {k: v for k, v in documents[row.id].items() if k not in model.PERSONAL_FIELDS}
         issues.append(values)
         actions[row.id] = all_actions.get(row.id, [])
         changes[row.id] = all_changes.get(row.id, [])
-    return ReportInputs(issues, actions, changes)
+        attachments[row.id] = [a for a in all_attachments.get(row.id, []) if not a.get("deleted")]
+    return ReportInputs(issues, actions, changes, attachments, _thumbnails(register, attachments))
+
+
+def _thumbnails(register, attachments: dict[str, list[dict[str, Any]]]) -> dict[str, bytes]:
+    """The thumbnails on this laptop of the photos in scope; a missing or damaged one is left out."""
+    from fieldkit.store import StoreError
+
+    blobs = register.store.blobs
+    found = {}
+    for records in attachments.values():
+        for record in records:
+            sha = record.get("thumb_sha256")
+            if sha and sha not in found and blobs.has(sha):
+                try:
+                    found[sha] = blobs.get(sha)
+                except StoreError:
+                    continue
+    return found
 
 
 # -- the figures -----------------------------------------------------------------------------
@@ -207,6 +229,18 @@ class NeedLine:
 
 
 @dataclass(frozen=True, slots=True)
+class PhotoLine:
+    """A photo on an open issue, for the report's evidence section."""
+
+    ref: str
+    title: str
+    caption: str
+    name: str
+    taken: str
+    thumbnail: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
 class Totals:
     open: int = 0
     opened_since: int = 0
@@ -239,6 +273,8 @@ class ReportData:
     needs_total: int
     imbizo: tuple[IssueLine, ...]
     limit: int
+    photos: tuple[PhotoLine, ...] = ()
+    photos_total: int = 0
 
     @property
     def period_days(self) -> int:
@@ -322,6 +358,13 @@ def compute(inputs: ReportInputs, scope: Scope, since: date, today: date, limit:
     cap = limit or None
     open_issues = [v for v in inputs.issues if model.is_open(v)]
     live = [v for v in inputs.issues if not v.get("deleted")]
+    photos = [
+        PhotoLine(values.get("ref", ""), values.get("title", ""), a.get("caption", ""), a.get("name", ""),
+                  (a.get("taken_at") or a.get("at") or "")[:10], inputs.thumbnails.get(a.get("thumb_sha256", "")))
+        for values in sorted(open_issues, key=lambda v: (list(model.SEVERITIES).index(v["severity"]) if v.get("severity") in model.SEVERITIES else 9,
+                                                         v.get("ref", "")))
+        for a in inputs.attachments.get(values["id"], []) if a.get("thumb_sha256")
+    ]
 
     by_sector: dict[str, Counter] = defaultdict(Counter)
     by_responsible: dict[str, Counter] = defaultdict(Counter)
@@ -440,6 +483,8 @@ def compute(inputs: ReportInputs, scope: Scope, since: date, today: date, limit:
         needs_total=len(needs),
         imbizo=tuple(imbizo[:cap]),
         limit=limit,
+        photos=tuple(photos[:cap]),
+        photos_total=len(photos),
     )
 
 
@@ -703,6 +748,11 @@ footer { margin-top: 8mm; color: var(--muted); font-size: 8pt; border-top: 1px s
   body { max-width: none; padding: 0; }
   a { color: inherit; text-decoration: none; }
 }
+.photos{display:flex;flex-wrap:wrap;gap:8px}
+.photos figure{margin:0;width:200px;break-inside:avoid}
+.photos img{max-width:200px;max-height:160px;display:block;border:1px solid #ccc}
+.photos figcaption{font-size:9pt}
+.photos .nothumb{width:200px;height:60px;background:#eee;color:#666;font-size:9pt;display:flex;align-items:center;justify-content:center}
 """
 
 
@@ -910,6 +960,8 @@ def render_html(data: ReportData) -> str:
         body.append('<p class="empty">No open issue was raised at an imbizo.</p>')
     body.append("</section>")
 
+    body.append(_photos_html(data))
+
     body.append("<section><h2>Capacity-building needs and the support asked for</h2>")
     if data.needs_by_source:
         kinds = list(model.NEED_KINDS.values())
@@ -935,6 +987,25 @@ def render_html(data: ReportData) -> str:
     body.append("</section>")
     body.append(f"<footer>Made with fieldkit on {data.today.isoformat()}. Community contacts are never included in reports.</footer>")
     return page(f"Status report: {data.scope_label}", "".join(body))
+
+
+def _photos_html(data: ReportData) -> str:
+    """Thumbnails of the photos on open issues, embedded so the page stays one self-contained file."""
+    import base64
+
+    if not data.photos:
+        return ""
+    figures = []
+    for photo in data.photos:
+        if photo.thumbnail:
+            image = f'<img alt="{esc(photo.caption or photo.name)}" src="data:image/jpeg;base64,{base64.b64encode(photo.thumbnail).decode()}">'
+        else:
+            image = '<div class="nothumb">not on this laptop yet</div>'
+        caption = esc(photo.caption) + "<br>" if photo.caption else ""
+        figures.append(f"<figure>{image}<figcaption>{caption}<b>{esc(photo.ref)}</b> {esc(_clip(photo.title, 60))}"
+                       f'<span class="sub">{esc(photo.name)} · {esc(photo.taken)}</span></figcaption></figure>')
+    return (f'<section><h2>Photos of open issues</h2><div class="photos">{"".join(figures)}</div>'
+            f"{_more_html(len(data.photos), data.photos_total)}</section>")
 
 
 def page(title: str, body: str, css: str = "") -> str:

@@ -36,12 +36,13 @@ from fieldkit.hlc import MAX_DRIFT_MS, wall_ms
 from fieldkit.store import StoreError
 from fieldkit.transport import SyncError, TooLarge, Transport, normalise_server
 
-TYPE_NAMES = {"issue": "issue", "note": "note", "action": "follow-up action", "status_change": "status change", "lesson": "lesson"}
+TYPE_NAMES = {"issue": "issue", "note": "note", "action": "follow-up action", "status_change": "status change", "lesson": "lesson",
+              "attachment": "attachment"}
 
 
 @dataclass
 class SyncProgress:
-    phase: str  # "push", "pull" or "done"
+    phase: str  # "push", "pull", "files" or "done"
     done: int
     total: int | None
     message: str
@@ -58,6 +59,9 @@ class SyncResult:
     error: str | None
     deferred: list[tuple[str, str]] = field(default_factory=list)  # kept queued: they need a record still on its way
     notices: list[str] = field(default_factory=list)
+    files_sent: int = 0  # attached files, after the records (``file_sync.py``)
+    files_received: int = 0
+    bytes_sent: int = 0
 
 
 #: The reason given to a change that waits for a record the central store refused (said once, however deep).
@@ -91,7 +95,7 @@ def record_label(register, record_type: str, record_id: str) -> str:
 def describe_op(register, op: dict[str, Any]) -> str:
     """A change in words, naming its fields but never their values (they may be personal)."""
     label = record_label(register, op["type"], op["id"])
-    if "created_at" in op["fields"] or op["type"] in ("note", "status_change"):
+    if "created_at" in op["fields"] or op["type"] in ("note", "status_change") or "sha256" in op["fields"]:
         return f"new {label}"
     return f"{label} ({', '.join(sorted(op['fields']))})"
 
@@ -108,8 +112,9 @@ class _Run:
     """One sync, accumulating its result as it goes so a failure still reports what got through."""
 
     def __init__(self, register, client: Transport, token: str | None, progress: Callable[[SyncProgress], None] | None,
-                 trust: Any = None, insecure: bool = False):
+                 trust: Any = None, insecure: bool = False, originals: bool = False):
         self.register = register
+        self.originals = originals
         self.trust = trust
         self.insecure = insecure
         self.client = client
@@ -141,12 +146,30 @@ class _Run:
             self.push()
             self.pull()
         self.introduce()
+        self.files()
         self.state["last_sync_at"] = _now()
         self.state.pop("last_error", None)
         self.register.save_sync_state(self.state)
         self.report_conflicts()
         self.result.finished = True
         self.tell("done", self.result.sent + self.result.received, None, "sync finished")
+
+    def files(self) -> None:
+        """Attached files, once the records naming them are through: this laptop's first, then everyone else's."""
+        from fieldkit import file_sync
+
+        def tell(message: str) -> None:
+            self.tell("files", self.result.files_sent + self.result.files_received, None, message)
+
+        done = file_sync.FileResult()
+        try:
+            file_sync.send_files(self.register, self.client, self.originals, tell, done)
+            file_sync.fetch_files(self.register, self.client, tell, done)
+        finally:
+            self.result.files_sent += done.sent
+            self.result.files_received += done.received
+            self.result.bytes_sent += done.bytes_sent
+            self.result.notices += done.problems
 
     def meet(self, info: protocol.ServerInfo) -> None:
         """Remember the store and the token once it has accepted them; notice a reset store."""
@@ -285,7 +308,7 @@ class _Run:
 
     def _issue_of(self, op: dict[str, Any]) -> str | None:
         """The issue a note, follow-up action or status change hangs on."""
-        if op["type"] not in ("note", "action", "status_change"):
+        if op["type"] not in ("note", "action", "status_change", "attachment"):
             return None
         return op["fields"].get("issue_id") or (self.register.store.get(op["type"], op["id"]) or {}).get("issue_id")
 
@@ -426,9 +449,21 @@ def _trust(register, url: str, insecure: bool) -> Any:
         return f"cannot reach {url} over TLS: {str(reason).lower()}; check the address (http:// or https://)"
 
 
+def transport_for(register) -> "Transport | str":
+    """A transport to the central store this laptop last synced with, or why there is none (one line)."""
+    remembered = register.sync_state()
+    url, token = remembered.get("server"), remembered.get("token")
+    if not url or not token:
+        return "this laptop has not synced yet: run `fieldkit sync --server URL --token TOKEN` once"
+    trust = _trust(register, normalise_server(url), bool(remembered.get("insecure")))
+    if isinstance(trust, str):
+        return trust
+    return Transport(url, token, verify=trust.verify if trust is not None else True)
+
+
 def sync(register, server: str | None = None, token: str | None = None,
          progress: Callable[[SyncProgress], None] | None = None, *, client: Transport | None = None,
-         insecure: bool = False) -> SyncResult:
+         insecure: bool = False, originals: bool = False) -> SyncResult:
     """Sync this laptop with the central store; never raises for network or server trouble.
 
     ``server`` and ``token`` default to the ones remembered from the last
@@ -455,7 +490,7 @@ def sync(register, server: str | None = None, token: str | None = None,
         if isinstance(trust, str):
             return _stopped(register, normalise_server(url), trust)
     transport = client or Transport(url, token or "", verify=trust.verify if trust is not None else True)
-    run = _Run(register, transport, token, progress, trust=trust, insecure=insecure)
+    run = _Run(register, transport, token, progress, trust=trust, insecure=insecure, originals=originals)
     try:
         for attempt in range(2):
             try:

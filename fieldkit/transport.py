@@ -44,7 +44,11 @@ class Refused(SyncError):
 
 
 class ServerError(SyncError):
-    """The central store answered with an error."""
+    """The central store answered with an error (``status``: its HTTP status, where it answered one)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class TooLarge(ServerError):
@@ -132,10 +136,13 @@ class Transport:
         self._sleep(min(8.0, self.backoff * 2**attempt) * random.uniform(0.75, 1.25))
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                payload: Any = None, retries: int | None = None) -> Any:
-        """Send one request, retrying what can be retried; the parsed JSON reply, or a SyncError."""
+                payload: Any = None, retries: int | None = None, content: bytes | None = None,
+                raw: bool = False) -> Any:
+        """Send one request, retrying what can be retried; the parsed JSON reply (the response itself
+        when ``raw``), or a SyncError. ``content`` is sent as it is (a chunk of a file)."""
         headers = {}
-        content = None
+        if content is not None:
+            headers["Content-Type"] = "application/octet-stream"
         if payload is not None:
             content = orjson.dumps(payload)
             headers["Content-Type"] = "application/json"
@@ -164,7 +171,9 @@ class Transport:
                 raise ServerError(f"{self.server} is not a fieldkit central store (it has no /sync/info); check the address")
             if status >= 400:
                 busy = " (busy or unavailable)" if status in RETRY_STATUSES else ""
-                raise ServerError(f"the central store at {self.server} answered {status}{busy}: {_detail(response)}")
+                raise ServerError(f"the central store at {self.server} answered {status}{busy}: {_detail(response)}", status)
+            if raw:
+                return response
             try:
                 return orjson.loads(response.content)
             except orjson.JSONDecodeError:
@@ -189,6 +198,24 @@ class Transport:
         if skip_device and skip_from:
             params.update(skip_device=skip_device, skip_from=skip_from)
         return self._parse(protocol.parse_pull_reply, self.request("GET", "/sync/pull", params=params))
+
+    # -- attached files --------------------------------------------------------------------
+
+    def file_state(self, sha: str) -> dict[str, Any]:
+        """How much of a file the central store holds: ``{"received": n, "complete": bool}``."""
+        return self.request("GET", f"/files/{sha}/upload")
+
+    def send_chunk(self, sha: str, offset: int, data: bytes, total: int) -> dict[str, Any]:
+        return self.request("PUT", f"/files/{sha}", params={"offset": offset, "total": total}, content=data)
+
+    def file_slice(self, sha: str, offset: int, length: int) -> tuple[bytes, int]:
+        """Bytes of a file from ``offset``, and the file's whole size."""
+        response = self.request("GET", f"/files/{sha}", params={"offset": offset, "length": length}, raw=True)
+        try:
+            size = int(response.headers.get("X-File-Size", ""))
+        except ValueError:
+            raise ServerError(f"{self.server} sent a file without its size; is it a fieldkit central store?") from None
+        return response.content, size
 
     def snapshot(self, after_id: str = "", limit: int = protocol.PULL_PAGE) -> protocol.SnapshotReply:
         params = {"after_id": after_id, "limit": limit}

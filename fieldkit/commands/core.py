@@ -176,6 +176,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("recover", help="restore the register from its newest good backup")
     p.add_argument("--list", action="store_true", help="list the backups only")
     p.add_argument("--from", dest="source", help="a backup file to restore from")
+    p.add_argument("--files", action="store_true", help="only bring back attached files that are missing or damaged")
     p.set_defaults(handler=cmd_recover)
 
     p = commands.add_parser("backup", help="make a checked backup of the register now")
@@ -479,6 +480,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from fieldkit.store import default_home
 
     home = default_home()
+    if args.files:
+        from fieldkit.recovery import restore_files
+
+        print(f"brought back {restore_files(home)} attached files from the backups")
+        return 0
     if args.list:
         for backup in list_backups(home):
             print(backup)

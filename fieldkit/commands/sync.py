@@ -14,7 +14,7 @@ from typing import Any
 from fieldkit.cli import CommandError
 from fieldkit.safe_text import json_for_terminal, safe_for_terminal
 
-RECORD_TYPES_WITH_CONFLICTS = ("issue", "note", "action", "status_change", "lesson")
+RECORD_TYPES_WITH_CONFLICTS = ("issue", "note", "action", "status_change", "lesson", "attachment")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,6 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-rejected", action="store_true", help="queue refused changes again (once the reason is dealt with), then sync")
     p.add_argument("--insecure", action="store_true",
                    help="allow plain HTTP to a central store on another machine (the token can be read on the way); remembered")
+    p.add_argument("--originals", action="store_true",
+                   help="also send the originals of photos attached here (by default their reduced copies go)")
     p.add_argument("--forget-certificate", action="store_true",
                    help="trust the central store's new certificate (after its operator replaced it and you checked the fingerprint)")
     p.set_defaults(handler=cmd_sync)
@@ -47,6 +49,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--self-signed", action="store_true",
                    help="serve https with a certificate made on first start (the default on any address but this machine's)")
     p.add_argument("--insecure", action="store_true", help="serve plain HTTP on the network (tokens can be read on the way)")
+    p.add_argument("--files", metavar="DIR", help="where attached files are kept (default: $FIELDKIT_SERVER_FILES, "
+                   "else beside the SQLite database, else server-files in the data folder); back it up with the database")
     p.add_argument("--upstream", metavar="URL", help="relay to a national central store: send this store's changes up, bring its area's down")
     p.add_argument("--token", help="with --upstream: the token of this relay's account on the national store")
     p.add_argument("--relay-every", type=float, default=30.0, metavar="SECONDS",
@@ -153,7 +157,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             if state.pop("tls_pin", None):
                 register.save_sync_state(state)
                 print("forgot the central store's certificate; this sync trusts the one it shows now", file=sys.stderr)
-        result = sync(register, server=args.server, token=args.token, progress=_progress_printer(), insecure=args.insecure)
+        result = sync(register, server=args.server, token=args.token, progress=_progress_printer(), insecure=args.insecure,
+                      originals=args.originals)
         if result.finished and result.received and register.backup_if_due():
             print(f"backed up the register ({register.store.backups.newest()})", file=sys.stderr)
     _print_result(result)
@@ -167,6 +172,8 @@ def _print_result(result) -> None:
         print(safe_for_terminal(notice))
     if result.finished:
         print(f"synced with {result.server}: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
+        if result.files_sent or result.files_received:
+            print(f"files: sent {result.files_sent}, received {result.files_received}")
     elif result.sent or result.received:
         print(f"before stopping: sent {result.sent} change{'s' if result.sent != 1 else ''}, received {result.received}")
     from fieldkit.sync import refused_summary
@@ -224,8 +231,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise CommandError(problem)
         upstream = (address, args.token, args.relay_every)
     try:
+        from pathlib import Path
+
         serve(args.db, args.host, args.port, new_server_id=args.new_server_id, limits=limits, tls=_tls_files(args),
-              upstream=upstream)
+              upstream=upstream, files=Path(args.files).expanduser() if args.files else None)
     except (CannotStart, DatabaseError) as err:
         raise CommandError(str(err)) from None
     return 0

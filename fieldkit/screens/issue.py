@@ -1,7 +1,8 @@
 """One issue: every field, its timeline, its follow-up actions, and any disagreement sync found.
 
 From here the facilitator changes the status (with a note when escalating or
-closing), adds notes and actions, ticks actions off, and settles conflicts by
+closing), adds notes and actions, ticks actions off, attaches photos and
+documents (and opens or removes them), and settles conflicts by
 choosing which value stands.
 """
 
@@ -38,6 +39,8 @@ TIMELINE_LABELS = {
     "note": "note",
     "action": "action",
     "action_done": "done",
+    "attached": "attached",
+    "detached": "removed",
     "action_reopened": "reopened",
     "edit": "edited",
 }
@@ -107,6 +110,57 @@ def sync_state_of(register: Register, issue_id: str, unsynced: set[str]) -> Sync
     refused = tuple(dict.fromkeys(e["reason"] for e in rejected))
     waiting = bool(on_the_way - {e["op"]["id"] for e in rejected}) or any(op["id"] in on_the_way for op in register.pending_ops())
     return SyncState(waiting, refused)
+
+
+def attachment_line(record: dict[str, Any], here: bool) -> Text:
+    """An attachment as a line: name, kind and size, caption, who and when; whether its file is here yet."""
+    from fieldkit.attachments import size_text
+
+    line = Text()
+    kind = model.ATTACHMENT_TYPES.get(record.get("media_type", ""), "file")
+    line.append(safe_for_terminal(record.get("name", "")), style="bold")
+    line.append(f"  {kind}, {size_text(record.get('size', 0))}")
+    if record.get("caption"):
+        line.append(safe_for_terminal(f" — {record['caption']}"), style="italic")
+    line.append(safe_for_terminal(f"  ({record.get('author', '')} {local_time(record.get('at', ''))[:10]})"), style="dim")
+    if not here:
+        line.append("  not on this laptop yet (sync brings it)", style="bold")
+    return line
+
+
+def ask_attachment(app: App, issue_id: str):
+    """Choose a file and a caption, attach it, and offer a photo's position when the issue has none."""
+    from fieldkit.attachments import attach, describe, position_offer, start_folder
+    from fieldkit.screens.attach import AttachScreen
+    from fieldkit.screens.dialogs import ConfirmScreen
+
+    ref, folder = app.read(lambda r: (r.issue_values(issue_id).get("ref", ""), start_folder(r.settings())))
+
+    def offer(record: dict[str, Any], position: tuple[float, float] | None) -> None:
+        app.notify(f"Attached {describe(record)} to {ref}.", timeout=4)
+        if position is None:
+            return
+        lat, lon = position
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                app.write(lambda r: r.edit_issue(issue_id, {"lat": lat, "lon": lon}),
+                          lambda _v: app.notify(f"{ref}'s location is now {lat:.5f}, {lon:.5f}.", timeout=3))
+
+        app.push_screen(ConfirmScreen(f"The photo was taken at {lat:.5f}, {lon:.5f}. Use that as {ref}'s location?"), answered)
+
+    def chosen(answer: dict[str, Any] | None) -> None:
+        if answer is None:
+            return
+
+        def work(register: Register):
+            done = attach(register, issue_id, answer["path"], caption=answer["caption"])
+            register.save_settings(attach_folder=str(answer["path"].parent))
+            return done.record, position_offer(register, issue_id, done.record)
+
+        app.write(work, lambda result: offer(*result))
+
+    return app.push_screen(AttachScreen(ref, folder), chosen)
 
 
 def field_table(values: dict[str, Any], sync: SyncState) -> Table:
@@ -193,6 +247,12 @@ class IssueScreen(Screen):
         Binding("N", "note", "Note", tooltip="Add a note to the timeline.", id="issue-note", priority=True),
         Binding("a", "add_action", "Action", tooltip="Add a follow-up action with owner and due date.", id="issue-action", priority=True),
         Binding("x", "toggle_action", "Done", tooltip="Tick off (or un-tick) the highlighted follow-up action.", id="issue-action-done"),
+        Binding("f", "attach", "Attach", tooltip="Attach a photo or document (PDF, Word, Excel) to this issue.", id="issue-attach", priority=True),
+        Binding("o", "open_attachment", "Open", show=False, tooltip="Open the highlighted attachment in the system's viewer.",
+                id="issue-attachment-open"),
+        Binding("delete", "remove_attachment", "Remove", show=False,
+                tooltip="Remove the highlighted attachment (the timeline keeps a record of it).", id="issue-attachment-remove"),
+
         Binding("escape", "back", "Back", tooltip="Back to where you came from.", id="issue-back"),
     ]
 
@@ -201,6 +261,7 @@ class IssueScreen(Screen):
         self.issue_id = issue_id
         self.issue: model.Issue | None = None
         self.actions: list[dict[str, Any]] = []
+        self.attachments: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
         yield AppHeader()
@@ -215,6 +276,9 @@ class IssueScreen(Screen):
         with Vertical(id="actions-box"):
             yield Label("Follow-up actions — a adds, x ticks off the highlighted one (tab to choose)", classes="section")
             yield OptionList(id="actions")
+        with Vertical(id="attachments-box"):
+            yield Label("Photos and documents — f attaches; tab here, o opens, delete removes", classes="section")
+            yield OptionList(id="attachments")
         yield KeyFooter()
 
     def on_mount(self) -> None:
@@ -229,10 +293,31 @@ class IssueScreen(Screen):
         issue_id = self.issue_id
 
         def read(register: Register):
-            unsynced = self.app.unsynced
-            return register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id), sync_state_of(register, issue_id, unsynced)
+            from fieldkit.attachments import shown_copy
 
-        self._show(*self.app.read(read))
+            unsynced = self.app.unsynced
+            blobs = register.store.blobs
+            attachments = [(a, blobs.has(shown_copy(a))) for a in register.attachments(issue_id)]
+            return (register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id),
+                    sync_state_of(register, issue_id, unsynced), attachments)
+
+        *shown, attachments = self.app.read(read)
+        self._show(*shown)
+        self._show_attachments(attachments)
+
+    def _show_attachments(self, attachments: list[tuple[dict[str, Any], bool]]) -> None:
+        self.attachments = [record for record, _ in attachments]
+        try:
+            listed = self.query_one("#attachments", OptionList)
+        except NoMatches:
+            return  # the issue was left before its details arrived
+        highlighted = listed.highlighted
+        listed.clear_options()
+        if attachments:
+            listed.add_options([Option(attachment_line(record, here), id=record["id"]) for record, here in attachments])
+            listed.highlighted = min(highlighted or 0, len(attachments) - 1)
+        else:
+            listed.add_option(Option("No photos or documents yet.", disabled=True))
 
     def _show(self, issue: model.Issue, timeline: list[TimelineEntry], actions: list[dict[str, Any]], sync: SyncState) -> None:
         try:
@@ -305,6 +390,47 @@ class IssueScreen(Screen):
         done = not action.get("done")
         self.app.write(lambda r: r.set_action_done(action["id"], done),
                        lambda _v: self.notify("Action ticked off." if done else "Action open again.", timeout=3))
+
+    async def action_attach(self) -> None:
+        await ask_attachment(self.app, self.issue_id)
+        self.app.screen.take_the_keyboard()
+
+    def _highlighted_attachment(self) -> dict[str, Any] | None:
+        listed = self.query_one("#attachments", OptionList)
+        if not self.attachments or listed.highlighted is None:
+            self.notify("No attachment is highlighted: tab to the attachments list first.", severity="warning")
+            return None
+        return self.attachments[listed.highlighted]
+
+    @on(OptionList.OptionSelected, "#attachments")
+    def _attachment_selected(self) -> None:
+        self.action_open_attachment()
+
+    def action_open_attachment(self) -> None:
+        """A copy of the file, under its own name, opened by the system's viewer (the stored file is never handed out)."""
+        record = self._highlighted_attachment()
+        if record is None:
+            return
+
+        def work(register: Register) -> str:
+            from fieldkit.attachments import open_copy
+
+            return open_copy(register, record)
+
+        self.app.in_background(work, lambda message: self.notify(message, timeout=4))
+
+    def action_remove_attachment(self) -> None:
+        record = self._highlighted_attachment()
+        if record is None:
+            return
+        from fieldkit.screens.dialogs import ConfirmScreen
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.write(lambda r: r.remove_attachment(record["id"]),
+                               lambda _v: self.notify(f"Removed {record.get('name', '')}; the timeline keeps a record of it.", timeout=3))
+
+        self.app.push_screen(ConfirmScreen(f"Remove {record.get('name', '')} from this issue?"), answered)
 
     # The keys that open a form are priority keys, handled in turn with the keys typed after them;
     # the form has the keyboard before those are handed out.

@@ -263,8 +263,10 @@ def _validation_message(err: RequestValidationError) -> str:
     return "; ".join(parts) or "the request does not have the agreed shape"
 
 
-def create_app(db: Database | str | None = None, max_body: int = MAX_BODY_BYTES) -> FastAPI:
-    """The API on a database (a ``Database``, a URL, or the default SQLite file); migrates it first."""
+def create_app(db: Database | str | None = None, max_body: int = MAX_BODY_BYTES, files: "Path | None" = None) -> FastAPI:
+    """The API on a database (a ``Database``, a URL, or the default SQLite file); migrates it first.
+
+    Attached files are kept in ``files`` (default: ``files_api.default_root``)."""
     database = db if isinstance(db, Database) else Database(db)
     database.migrate()
     app = FastAPI(
@@ -368,6 +370,9 @@ def create_app(db: Database | str | None = None, max_body: int = MAX_BODY_BYTES)
         """Who changed a record, from which laptop, and when: the audit trail (empty when out of your scope)."""
         return db.history(user, record_id)
 
+    from fieldkit.server import files_api
+
+    files_api.install(app, database, files)
     try:
         open311 = importlib.import_module("fieldkit.server.open311")
     except ModuleNotFoundError as err:
@@ -383,7 +388,8 @@ class CannotStart(Exception):
 
 
 def serve(url: str | None, host: str, port: int, new_server_id: bool = False, limits: "Limits | None" = None,
-          tls: "tuple[Path, Path] | None" = None, upstream: "tuple[str, str, float] | None" = None) -> None:
+          tls: "tuple[Path, Path] | None" = None, upstream: "tuple[str, str, float] | None" = None,
+          files: "Path | None" = None) -> None:
     """Run the store until interrupted (``fieldkit serve``), closing slow and idle clients itself; https with ``tls``.
 
     ``upstream`` (URL, token, seconds): relay to a national store every so many seconds (``fieldkit.server.relay``).
@@ -413,10 +419,11 @@ def serve(url: str | None, host: str, port: int, new_server_id: bool = False, li
     wanted = limits or Limits()
     limits = raise_file_limit(wanted)
     database = Database(url)
-    app = create_app(database)
+    app = create_app(database, files=files)
     if new_server_id:
         database.renew_server_id()
     print(f"fieldkit central store on {'https' if tls else 'http'}://{host}:{port} — {database.describe()}", flush=True)
+    print(f"attached files in {app.state.files.root}", flush=True)
     if fingerprint:
         print(f"certificate {tls[0]}\n  fingerprint {fingerprint}\n  laptops trust it on their first sync: "
               "read them this fingerprint to check", flush=True)

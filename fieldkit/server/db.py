@@ -109,6 +109,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             registered_by TEXT NOT NULL
         )""",
     ]),
+    (3, [
+        # which attachment records name which file: a file is served to whoever may see one of them
+        """CREATE TABLE attachment_files (
+            sha256 TEXT NOT NULL,
+            record_id TEXT {collate} NOT NULL,
+            PRIMARY KEY (sha256, record_id)
+        )""",
+        "CREATE INDEX attachment_files_record ON attachment_files (record_id)",
+    ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -604,6 +613,11 @@ class Database:
                     for r in (records[rid] for rid in dirty)
                 ],
             )
+            tx.many(
+                "INSERT INTO attachment_files (sha256, record_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                sorted({(sha, r.record_id) for r in (records[rid] for rid in dirty) if r.type == "attachment"
+                        for sha in rules.attachment_files(r.state["values"])}),
+            )
         return {
             "server_id": server_id,
             "acknowledged": acknowledged,
@@ -720,6 +734,16 @@ class Database:
              "kind": kind, "fields": sorted(orjson.loads(op)["fields"])}
             for seq, name, device, author, hlc, received, kind, op in rows
         ]
+
+    def file_visible(self, user: User, sha: str) -> bool:
+        """Whether an attachment this user may see names this file (the same scope as its issue)."""
+        scope, params = self._scope(user)
+        with self.read() as tx:
+            return tx.one(
+                "SELECT 1 FROM attachment_files f JOIN records r ON r.record_id = f.record_id "
+                f"WHERE f.sha256 = ?{scope} LIMIT 1",
+                [sha, *params],
+            ) is not None
 
     # -- reading records (for the Open311 routes and reports) ---------------------
 

@@ -129,9 +129,13 @@ def _issues(db: Database, user: User) -> Iterator[dict[str, Any]]:
         after = page[-1].record_id
 
 
-def _request(db: Database, user: User, values: dict[str, Any]) -> dict[str, Any]:
-    changes = [c.state.get("values", {}) for c in db.children(user, values["id"]) if c.type == "status_change"]
-    return open311.service_request(values, changes)
+def _request(db: Database, user: User, values: dict[str, Any], base: str = "") -> dict[str, Any]:
+    from fieldkit.exports import media_url
+
+    children = db.children(user, values["id"])
+    changes = [c.state.get("values", {}) for c in children if c.type == "status_change"]
+    attached = [c.state.get("values", {}) for c in children if c.type == "attachment" and not c.state.get("values", {}).get("deleted")]
+    return open311.service_request(values, changes, media_url(base or "/", attached) if attached else None)
 
 
 def _answer(fmt: str, root: str, item: str, records: list[dict[str, Any]], status: int = 200,
@@ -187,7 +191,7 @@ def _requests(fmt: str, request: Request, who: User | str, db: Database, params:
     headers = {"X-Total-Count": str(len(found))}
     if page * page_size < len(found):
         headers["Link"] = f'<{request.url.include_query_params(page=page + 1, page_size=page_size)}>; rel="next"'
-    return _answer(fmt, "service_requests", "request", [_request(db, who, values) for values in chosen], headers=headers)
+    return _answer(fmt, "service_requests", "request", [_request(db, who, values, str(request.base_url)) for values in chosen], headers=headers)
 
 
 QUERY_DOCS = {

@@ -21,13 +21,14 @@ from fieldkit.ids import is_record_id
 from fieldkit.safe_text import shown
 from fieldkit.server.accounts import User
 
-CHILD_TYPES = ("note", "action", "status_change")
+CHILD_TYPES = ("note", "action", "status_change", "attachment")
 REJECT = "reject"
 DEFER = "defer"
 #: Rejected because the record is outside the sender's area (a bundle holding one is refused whole).
 OUTSIDE = "outside"
 
-LABELS = {"issue": "an issue", "note": "a note", "action": "a follow-up action", "status_change": "a status change", "lesson": "a lesson"}
+LABELS = {"issue": "an issue", "note": "a note", "action": "a follow-up action", "status_change": "a status change", "lesson": "a lesson",
+          "attachment": "an attachment"}
 
 
 @dataclass(slots=True)
@@ -151,6 +152,14 @@ def _judge(user: User, op: dict[str, Any], record: Record | None, find: Callable
         if issue.type != "issue":
             return REJECT, f"{issue_id} is {LABELS[issue.type]}, not an issue"
     return None
+
+
+FILE_FIELDS = ("sha256", "reduced_sha256", "thumb_sha256")
+
+
+def attachment_files(values: dict[str, Any]) -> list[str]:
+    """The files an attachment names: the original, its reduced copy and thumbnail."""
+    return [values[name] for name in FILE_FIELDS if isinstance(values.get(name), str)]
 
 
 def place(record: Record, find: Callable[[str], Record | None]) -> None:

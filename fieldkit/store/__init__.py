@@ -37,8 +37,8 @@ from fieldkit.store.database import (
 
 __all__ = ["Store", "StoreError", "StoreCorrupt", "ReadOnly", "default_home", "RECORD_KINDS"]
 
-RECORD_KINDS = ("issue", "note", "action", "status_change", "lesson")
-CHILD_KINDS = ("note", "action", "status_change")
+RECORD_KINDS = ("issue", "note", "action", "status_change", "lesson", "attachment")
+CHILD_KINDS = ("note", "action", "status_change", "attachment")
 
 STAGE_LIMIT = 5000
 
@@ -111,6 +111,13 @@ class Store:
     @property
     def read_only(self) -> bool:
         return self.db.read_only
+
+    @property
+    def blobs(self):
+        """Attached files, stored by content beside the register (``blobs.py``), through the same codec."""
+        from fieldkit.store.blobs import Blobs
+
+        return Blobs(self.home, self.codec)
 
     # -- TinyDB's document API ---------------------------------------------------------
 
@@ -473,8 +480,10 @@ class Store:
     # -- backups ---------------------------------------------------------------------------
 
     def backup(self) -> Path:
-        """A verified, independent, compressed copy of the register (see ``backups.py``)."""
-        return self.backups.make(self.db)
+        """A verified, independent, compressed copy of the register (see ``backups.py``), and its attached files."""
+        made = self.backups.make(self.db)
+        self.blobs.back_up(self.backups.folder / "files")
+        return made
 
     def check(self) -> None:
         """Read every row back and check the file's structure: StoreCorrupt if anything is wrong."""
@@ -488,6 +497,9 @@ class Store:
             pass
         self.outbox("pending")
         self.outbox("rejected")
+        blobs = self.blobs
+        for sha in blobs.stored():
+            blobs.get(sha)
 
     def close(self) -> None:
         self.db.close()

@@ -21,7 +21,7 @@ from fieldkit.ids import new_id
 if TYPE_CHECKING:
     from fieldkit.store import Store
 
-KINDS = ("issue", "note", "action", "status_change", "lesson", "local")
+KINDS = ("issue", "note", "action", "status_change", "lesson", "attachment", "local")
 
 
 class RegisterStorage(Storage):
