@@ -94,8 +94,9 @@ class Register:
         return replica
 
     @classmethod
-    def open(cls, home: str | os.PathLike | None = None, author: str | None = None) -> "Register":
-        return cls(Store(home), author)
+    def open(cls, home: str | os.PathLike | None = None, author: str | None = None, codec: Any = None) -> "Register":
+        """Open the register in ``home``; ``codec`` is the unlocked key of an encrypted one (see fieldkit.encryption)."""
+        return cls(Store(home, codec=codec), author)
 
     def close(self) -> None:
         self.store.close()

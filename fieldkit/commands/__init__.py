@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-AREAS = ("core", "sync", "reports")
+AREAS = ("core", "sync", "reports", "privacy")
 
 
 def all_command_modules() -> list[ModuleType]:

@@ -91,9 +91,9 @@ def _db_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from fieldkit.register import Register
+    from fieldkit.encryption import open_register
 
-    return Register.open(author=getattr(args, "author", None))
+    return open_register(author=getattr(args, "author", None))
 
 
 # -- sync -------------------------------------------------------------------------------

@@ -85,6 +85,7 @@ class Store:
         if legacy.is_legacy(self.home):
             legacy.migrate(self.home, self.backups)
         self.db = Database(self.home, self.backups.newest)
+        self._check_codec()
         if not self.db.read_only:
             self.backups.clean_leftovers()
         self._listeners: list[Listener] = []
@@ -104,6 +105,17 @@ class Store:
     @property
     def read_only(self) -> bool:
         return self.db.read_only
+
+    def _check_codec(self) -> None:
+        """An encrypted register opened without its key: say so, rather than call every row damaged."""
+        found = self.db.rows("SELECT value FROM meta WHERE key = 'codec'")
+        sealed = bool(found) and found[0][0] == "sealed"
+        if sealed and self.codec.searchable:
+            self.db.close()
+            from fieldkit.store.sealing import Locked
+
+            raise Locked(f"The register in {self.home} is encrypted: give its passphrase "
+                         "(FIELDKIT_PASSPHRASE, the OS keyring, or run fieldkit in a terminal to be asked)")
 
     # -- TinyDB's document API ---------------------------------------------------------
 
@@ -127,7 +139,7 @@ class Store:
         try:
             unseal = self.codec.unseal
             return orjson.loads(unseal(doc)), (orjson.loads(unseal(merge)) if merge else None)
-        except orjson.JSONDecodeError:
+        except ValueError:  # not JSON, or a sealed value that does not open
             raise self.db.corrupt(self.db.path, f"{kind} {record_id} does not read back") from None
 
     def get(self, kind: str, record_id: str) -> dict[str, Any] | None:
@@ -331,7 +343,10 @@ class Store:
     def _op(self, op_id: str, payload: bytes, crc: int) -> dict[str, Any]:
         if checksum(payload) != crc:
             raise self.db.corrupt(self.db.path, f"the unsent change {op_id} does not match its checksum")
-        return orjson.loads(self.codec.unseal(payload))
+        try:
+            return orjson.loads(self.codec.unseal(payload))
+        except ValueError:
+            raise self.db.corrupt(self.db.path, f"the unsent change {op_id} does not read back") from None
 
     def outbox(self, state: str, limit: int | None = None) -> list[tuple[dict[str, Any], str]]:
         """Operations in one state, oldest first (ids are time-ordered), with their reasons."""
@@ -384,14 +399,30 @@ class Store:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
                 found += self._read().rows(f"SELECT id, line, crc FROM issue_line WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-        elif needle is not None:
+        elif needle is not None and self.codec.searchable:
             found = self._read().stream("SELECT id, line, crc FROM issue_line WHERE instr(line, ?) > 0", (needle,))
         else:
             found = self._read().stream("SELECT id, line, crc FROM issue_line")
+        if not self.codec.searchable:
+            yield from self._unsealed_lines(found, needle)
+            return
         for record_id, line, crc in found:
             if checksum(line) != crc:
                 raise self.db.corrupt(self.db.path, f"the lookup line of issue {record_id} does not match its checksum")
             yield line
+
+    def _unsealed_lines(self, found: Iterable[tuple[str, bytes, int]], needle: str | None) -> Iterator[str]:
+        """Sealed lines cannot be searched by SQLite: open each and look for ``needle`` here."""
+        unseal = self.codec.unseal
+        for record_id, sealed, crc in found:
+            if checksum(sealed) != crc:
+                raise self.db.corrupt(self.db.path, f"the lookup line of issue {record_id} does not match its checksum")
+            try:
+                line = unseal(sealed).decode("utf-8")
+            except ValueError:
+                raise self.db.corrupt(self.db.path, f"the lookup line of issue {record_id} does not read back") from None
+            if needle is None or needle in line:
+                yield line
 
     def refs_starting(self, prefix: str, limit: int) -> list[str]:
         upper = prefix.upper()

@@ -1,0 +1,144 @@
+"""Encryption at rest, as a person uses it: unlock, turn on, turn off, change the passphrase, recover.
+
+The sealing itself lives in ``fieldkit.store.sealing``; this module decides
+where a passphrase comes from (``FIELDKIT_PASSPHRASE`` for scripts, the OS
+keyring where one exists, else a prompt on a terminal) and opens the register
+with the right key. The command line and the app open the register through
+``open_register`` so an encrypted one is never opened without its key.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from fieldkit import keychain
+from fieldkit.store import Store, StoreError, default_home
+from fieldkit.store.sealing import (
+    KEY_FILE,
+    KeyFile,
+    Locked,
+    SealedCodec,
+    WrongPassphrase,
+    is_sealed,
+    new_recovery_key,
+    reseal,
+    unlock,
+    unlock_with_recovery,
+)
+
+__all__ = ["open_register", "encrypt", "decrypt", "change_passphrase", "recover", "is_sealed",
+           "WrongPassphrase", "Locked", "PassphraseRefused", "MIN_LENGTH"]
+
+ENV = "FIELDKIT_PASSPHRASE"
+NEW_ENV = "FIELDKIT_NEW_PASSPHRASE"
+MIN_LENGTH = 8
+
+Ask = Callable[[str], str]
+
+
+class PassphraseRefused(StoreError):
+    """A new passphrase that will not do (too short, or typed differently twice)."""
+
+
+def keyring_name(home: Path) -> str:
+    return f"passphrase:{Path(home).resolve()}"
+
+
+def terminal_ask(prompt: str) -> str:
+    """Ask on the terminal without echo; on no terminal, say how else to give it."""
+    if not sys.stdin.isatty():
+        raise Locked("The register is encrypted and there is no terminal to ask for its passphrase: "
+                     f"set {ENV} (or keep it in the OS keyring with `fieldkit encrypt --remember`)")
+    return getpass.getpass(prompt)
+
+
+def passphrase(home: Path, ask: Ask | None = terminal_ask) -> str:
+    """The passphrase from the environment, else the OS keyring, else asked."""
+    given = os.environ.get(ENV)
+    if given:
+        return given
+    kept = keychain.get(keyring_name(home))
+    if kept:
+        return kept
+    if ask is None:
+        raise Locked(f"The register in {home} is encrypted: give its passphrase")
+    return ask("Passphrase for the fieldkit register: ")
+
+
+def new_passphrase(ask: Ask | None = terminal_ask, env: str = ENV) -> str:
+    """A new passphrase, from the environment or typed twice; refused when too short."""
+    given = os.environ.get(env)
+    if given is None:
+        if ask is None:
+            raise PassphraseRefused(f"Give the new passphrase in {env}")
+        given = ask("New passphrase (at least 8 characters): ")
+        if ask("The same passphrase again: ") != given:
+            raise PassphraseRefused("The two passphrases differ; nothing was changed. Try again")
+    if len(given) < MIN_LENGTH:
+        raise PassphraseRefused(f"A passphrase needs at least {MIN_LENGTH} characters (a few words are easiest to remember); nothing was changed")
+    return given
+
+
+def codec_for(home: Path, ask: Ask | None = terminal_ask) -> SealedCodec | None:
+    """The unlocked key of an encrypted register, or None for a plain one."""
+    if not is_sealed(home):
+        return None
+    return unlock(home, passphrase(home, ask))
+
+
+def open_register(home: str | os.PathLike | None = None, author: str | None = None, ask: Ask | None = terminal_ask):
+    """The register, unlocked when it is encrypted."""
+    from fieldkit.register import Register
+
+    folder = Path(home) if home is not None else default_home()
+    return Register.open(folder, author, codec=codec_for(folder, ask))
+
+
+def encrypt(store: Store, new: str, remember: bool = False) -> str:
+    """Seal the whole register under a new random key wrapped by ``new``; returns the recovery key to print once."""
+    if not store.codec.searchable:
+        raise StoreError(f"The register in {store.home} is already encrypted; "
+                         "change the passphrase with `fieldkit encrypt --change-passphrase`")
+    data_key = os.urandom(32)
+    recovery_key = new_recovery_key()
+    KeyFile.make(data_key, new, recovery_key).write(store.home)  # before the rows: a crash leaves a plain register that opens
+    reseal(store, SealedCodec(data_key))
+    if remember:
+        keychain.put(keyring_name(store.home), new)
+    return recovery_key
+
+
+def decrypt(store: Store) -> None:
+    """Write the whole register back in the clear and drop the key file."""
+    from fieldkit.store import PlainCodec
+
+    if store.codec.searchable:
+        raise StoreError(f"The register in {store.home} is not encrypted")
+    reseal(store, PlainCodec())
+    (store.home / KEY_FILE).unlink(missing_ok=True)
+    keychain.remove(keyring_name(store.home))
+
+
+def change_passphrase(store: Store, new: str) -> None:
+    """Rewrap the data key under ``new``; the register is not rewritten, the recovery key still works."""
+    codec = store.codec
+    if codec.searchable:
+        raise StoreError(f"The register in {store.home} is not encrypted; turn encryption on with `fieldkit encrypt`")
+    KeyFile.read(store.home).rewrapped(codec.data_key, new).write(store.home)
+    if keychain.get(keyring_name(store.home)):
+        keychain.put(keyring_name(store.home), new)
+
+
+def recover(home: Path, recovery_key: str, new: str) -> None:
+    """A forgotten passphrase: the recovery key opens the data key, which is wrapped by ``new``."""
+    if not is_sealed(home):
+        raise StoreError(f"The register in {home} is not encrypted; it needs no recovery key")
+    codec = unlock_with_recovery(home, recovery_key)
+    KeyFile.read(home).rewrapped(codec.data_key, new).write(home)
+    if keychain.get(keyring_name(home)):
+        keychain.put(keyring_name(home), new)
+
