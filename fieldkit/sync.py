@@ -152,8 +152,8 @@ class _Run:
         old = self.register.sync_state()
         state = dict(old)
         state["server"] = self.client.server
-        if self.token:
-            state["token"] = self.token
+        if self.token and self.token != remembered_token(self.register, old):
+            keep_token(self.register, state, self.token)
         if old.get("server") != self.client.server:
             state.pop("tls_pin", None)
             state.pop("insecure", None)
@@ -414,6 +414,32 @@ def _trust(register, url: str, insecure: bool) -> Any:
         return f"cannot reach {url} over TLS: {str(reason).lower()}; check the address (http:// or https://)"
 
 
+def _token_name(register) -> str:
+    return f"token:{register.store.home.resolve()}"
+
+
+def keep_token(register, state: dict[str, Any], token: str) -> None:
+    """Keep the token in the OS keyring where there is one, else in the register's sync state (sealed when encryption is on)."""
+    from fieldkit import keychain
+
+    if keychain.put(_token_name(register), token):
+        state.pop("token", None)
+        state["token_in_keyring"] = True
+    else:
+        state.pop("token_in_keyring", None)
+        state["token"] = token
+
+
+def remembered_token(register, state: dict[str, Any] | None = None) -> str | None:
+    """The token this laptop last synced with: from the OS keyring, or from the register."""
+    state = register.sync_state() if state is None else state
+    if state.get("token_in_keyring"):
+        from fieldkit import keychain
+
+        return keychain.get(_token_name(register))
+    return state.get("token")
+
+
 def sync(register, server: str | None = None, token: str | None = None,
          progress: Callable[[SyncProgress], None] | None = None, *, client: Transport | None = None,
          insecure: bool = False) -> SyncResult:
@@ -426,7 +452,7 @@ def sync(register, server: str | None = None, token: str | None = None,
     """
     remembered = register.sync_state()
     url = server or (client.server if client else None) or remembered.get("server")
-    token = token or remembered.get("token")
+    token = token or remembered_token(register, remembered)
     if not url:
         return SyncResult(0, 0, [], [], "", False, "no central store set yet: run `fieldkit sync --server URL --token TOKEN` once")
     if not token and client is None:

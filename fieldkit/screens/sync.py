@@ -19,6 +19,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, R
 from fieldkit.register import Register
 from fieldkit.safe_text import safe_for_terminal
 from fieldkit.screens.dashboard import sync_summary, when
+from fieldkit.sync import remembered_token
 from fieldkit.widgets.field_input import FieldInput
 
 NOT_AVAILABLE = "Sync is not available yet in this build of fieldkit (fieldkit.sync is missing)."
@@ -27,7 +28,7 @@ NOT_AVAILABLE = "Sync is not available yet in this build of fieldkit (fieldkit.s
 def sync_settings(register: Register) -> tuple[str, str]:
     """The server and token the sync client remembers from its last contact (the server also from settings)."""
     state = register.sync_state()
-    return state.get("server") or register.settings().get("sync_server", ""), state.get("token") or ""
+    return state.get("server") or register.settings().get("sync_server", ""), remembered_token(register, state) or ""
 
 
 class SyncScreen(Screen):

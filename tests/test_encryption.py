@@ -1,0 +1,163 @@
+"""Encryption at rest, as a facilitator meets it: turn it on, lose the laptop, forget the passphrase.
+
+Everything runs the real command in a fresh process against a real ``fieldkit serve``;
+"unreadable" is checked the way a thief would: every byte of every file in the
+copied folder (backups unpacked) is searched for a title, a contact's name and
+phone, and the sync token.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sync_fixtures import add_user, serve  # noqa: F401 - fixtures
+
+from fieldkit.encryption import open_register
+from fieldkit.server.db import Database
+
+PASSPHRASE = "blue reservoir at dawn"
+TITLE = "Burst main outside Zwelitsha clinic"
+CONTACT = "Nomvula Qwabe"
+PHONE = "0825550142"
+
+
+def run(home: Path, *args: str, passphrase: str | None = PASSPHRASE, extra: dict[str, str] | None = None,
+        input_text: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDKIT_PASSPHRASE")}
+    env.update(FIELDKIT_HOME=str(home), FIELDKIT_STATE=str(home.parent / "state"))
+    if passphrase is not None:
+        env["FIELDKIT_PASSPHRASE"] = passphrase
+    env.update(extra or {})
+    return subprocess.run([sys.executable, "-m", "fieldkit", *args], capture_output=True, text=True, env=env,
+                          input=input_text, timeout=120)
+
+
+def ok(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def every_byte(folder: Path) -> dict[str, bytes]:
+    """What a thief who copied the folder can read: every file, backups unpacked."""
+    found = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found[str(path)] = gzip.decompress(data) if path.name.endswith(".gz") else data
+    return found
+
+
+def readable(folder: Path, *secrets: str) -> list[tuple[str, str]]:
+    hits = []
+    for name, data in every_byte(folder).items():
+        for secret in secrets:
+            for form in (secret.encode("utf-8"), secret.encode("utf-16-le")):
+                if form in data:
+                    hits.append((name, secret))
+    return hits
+
+
+@pytest.fixture
+def central(serve, tmp_path: Path):  # noqa: F811
+    url = f"sqlite:///{tmp_path / 'central.sqlite3'}"
+    Database(url).migrate()
+    server = serve(url)
+    return server, add_user(url, "thandi", "facilitator", municipalities=("EC121",))
+
+
+def test_after_encrypt_and_after_new_saves_nothing_in_the_folder_is_readable(central, tmp_path: Path) -> None:
+    server, token = central
+    laptop = tmp_path / "laptop"
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "water", "--title", TITLE,
+           "--contact-name", CONTACT, "--contact-phone", PHONE, passphrase=None))
+    ok(run(laptop, "sync", "--server", server.url, "--token", token, passphrase=None))
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "roads", "--title", "Pothole on the R63 waiting to sync",
+           "--contact-name", CONTACT, passphrase=None))  # an unsent change in the outbox
+    ok(run(laptop, "backup", passphrase=None))
+    assert readable(laptop, TITLE, CONTACT, token), "the plain register should hold them (else the test proves nothing)"
+
+    done = ok(run(laptop, "encrypt", extra={"FIELDKIT_PASSPHRASE": PASSPHRASE}))
+    recovery_key = done.stdout.strip().splitlines()[-1]
+    assert len(recovery_key.replace("-", "")) == 32 and "shown only this once" in done.stderr
+    assert readable(laptop, TITLE, CONTACT, PHONE, token, "Pothole on the R63") == []
+    assert len(list((laptop / "backups").glob("backup-*.sqlite.gz"))) == 1
+
+    second = "Sewage spill behind Dimbaza taxi rank"
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "sanitation", "--title", second,
+           "--contact-name", "Lwazi Mbeki", "--contact-phone", "0731110000"))
+    issue = ok(run(laptop, "find", "Dimbaza", "--json")).stdout
+    assert second in issue  # a sealed register is still searched
+    ok(run(laptop, "sync"))  # the token comes back out of the sealed register
+    ok(run(laptop, "backup"))
+    with open_register(laptop, ask=lambda _: PASSPHRASE) as register:
+        register.save_settings(name="Thandi Mokoena", municipalities=["EC121"])
+        register.save_draft({"title": "Half-typed: no water at Ilitha school", "contact_name": "Sipho Draftname"})
+    assert readable(laptop, TITLE, CONTACT, PHONE, token, second, "Lwazi Mbeki", "Thandi Mokoena",
+                    "Ilitha school", "Sipho Draftname") == []
+    assert "token           set" in ok(run(laptop, "sync", "--status")).stdout
+
+
+def test_a_wrong_passphrase_or_none_is_one_clear_line(tmp_path: Path) -> None:
+    laptop = tmp_path / "laptop"
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "water", "--title", TITLE))
+    ok(run(laptop, "encrypt"))
+    wrong = run(laptop, "find", passphrase="not the passphrase")
+    assert wrong.returncode == 1 and wrong.stdout == ""
+    assert wrong.stderr == "fieldkit: That passphrase does not open this register; try again (forgotten it? `fieldkit unlock --recovery-key`)\n"
+    none = run(laptop, "find", passphrase=None)
+    assert none.returncode == 1 and len(none.stderr.splitlines()) == 1 and "FIELDKIT_PASSPHRASE" in none.stderr
+    short = run(tmp_path / "other", "encrypt", passphrase="short")
+    assert short.returncode == 1 and "at least 8 characters" in short.stderr
+
+
+def test_changing_the_passphrase_rewraps_the_key_and_leaves_the_register_as_it_is(tmp_path: Path) -> None:
+    laptop = tmp_path / "laptop"
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "water", "--title", TITLE))
+    ok(run(laptop, "encrypt"))
+    before = hashlib.sha256((laptop / "register.sqlite").read_bytes()).hexdigest()
+    ok(run(laptop, "encrypt", "--change-passphrase", extra={"FIELDKIT_NEW_PASSPHRASE": "green hills of Keiskamma"}))
+    assert hashlib.sha256((laptop / "register.sqlite").read_bytes()).hexdigest() == before
+    assert run(laptop, "find").returncode == 1
+    assert TITLE in ok(run(laptop, "find", passphrase="green hills of Keiskamma")).stdout
+
+
+def test_a_forgotten_passphrase_is_replaced_with_the_recovery_key(tmp_path: Path) -> None:
+    laptop = tmp_path / "laptop"
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "water", "--title", TITLE))
+    recovery_key = ok(run(laptop, "encrypt")).stdout.strip().splitlines()[-1]
+    wrong = run(laptop, "unlock", "--recovery-key", "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH", passphrase=None,
+                extra={"FIELDKIT_NEW_PASSPHRASE": "a brand new passphrase"})
+    assert wrong.returncode == 1 and "recovery key does not open" in wrong.stderr
+    typed = recovery_key.lower().replace("-", " ")  # as someone copies it off paper
+    ok(run(laptop, "unlock", "--recovery-key", typed, passphrase=None, extra={"FIELDKIT_NEW_PASSPHRASE": "a brand new passphrase"}))
+    assert run(laptop, "find").returncode == 1  # the old passphrase no longer opens it
+    assert TITLE in ok(run(laptop, "find", passphrase="a brand new passphrase")).stdout
+
+
+def test_decrypt_writes_the_register_back_in_the_clear(tmp_path: Path) -> None:
+    laptop = tmp_path / "laptop"
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "water", "--title", TITLE, "--contact-name", CONTACT))
+    ok(run(laptop, "encrypt"))
+    ok(run(laptop, "decrypt"))
+    assert not (laptop / "fieldkit-key.json").exists()
+    assert TITLE in ok(run(laptop, "find", "Zwelitsha", passphrase=None)).stdout
+    assert readable(laptop, TITLE)  # plain again, as asked
+    assert ok(run(laptop, "check", passphrase=None)).stdout.startswith("the register is whole: 1 issues")
+
+
+def test_unlocking_takes_under_half_a_second(tmp_path: Path) -> None:
+    from fieldkit.encryption import codec_for
+
+    laptop = tmp_path / "laptop"
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "water", "--title", TITLE))
+    ok(run(laptop, "encrypt"))
+    started = time.perf_counter()
+    codec_for(laptop, ask=lambda _: PASSPHRASE)
+    assert time.perf_counter() - started < 0.5
