@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import orjson
 
-from fieldkit import model, protocol
+from fieldkit import erasure, model, protocol
 from fieldkit.hlc import MAX_DRIFT_MS, wall_ms
 from fieldkit.store import StoreError
 from fieldkit.transport import SyncError, TooLarge, Transport, normalise_server
@@ -119,6 +119,7 @@ class _Run:
         self.state: dict[str, Any] = {}
         self.first_seq: int | None = None
         self.touched: dict[str, str] = {}
+        self.erased = False
         self.ahead: ThreadPoolExecutor
 
     def tell(self, phase: str, done: int, total: int | None, message: str) -> None:
@@ -143,6 +144,8 @@ class _Run:
         self.state["last_sync_at"] = _now()
         self.state.pop("last_error", None)
         self.register.save_sync_state(self.state)
+        if self.erased:
+            self.register.wipe_leftovers()
         self.report_conflicts()
         self.result.finished = True
         self.tell("done", self.result.sent + self.result.received, None, "sync finished")
@@ -343,6 +346,10 @@ class _Run:
         """Merge a page and move the cursor in one write."""
         if ops or changed:
             self.register.apply_remote(ops, state)
+        erased = {op["id"] for op in ops if erasure.is_erasure(op)}
+        if erased:
+            self.register.scrub_erased(erased)
+            self.erased = True
         self.state = state
         mine = f":{self.register.device_id}"
         for op in ops:

@@ -23,6 +23,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="the key printed by `fieldkit encrypt` (asked for when not given here)")
     p.set_defaults(handler=cmd_unlock)
 
+    register_forget(commands)
+
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
     from fieldkit import encryption, keychain
@@ -72,4 +74,23 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     new = encryption.new_passphrase(env=encryption.NEW_ENV)
     encryption.recover(home, key, new)
     print("a new passphrase is set; the recovery key keeps working, keep it safe")
+    return 0
+
+
+def register_forget(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("forget-contact", help="erase an issue's community contact (name and phone) here and, after sync, everywhere")
+    p.add_argument("issue", help="the issue's reference or id")
+    p.add_argument("--author", help="who is erasing it (default: the name set in the app, else your login)")
+    p.set_defaults(handler=cmd_forget_contact)
+
+
+def cmd_forget_contact(args: argparse.Namespace) -> int:
+    from fieldkit.encryption import open_register
+
+    with open_register(author=args.author) as register:
+        issue_id = register.resolve(args.issue)
+        values = register.issue_values(issue_id)
+        register.forget_contact(issue_id)
+    print(f"erased the community contact of {values.get('ref', issue_id)} here, with its earlier values and backups; "
+          "`fieldkit sync` erases it on the central store and on every laptop that syncs")
     return 0

@@ -1,0 +1,133 @@
+"""Erasing a community contact (POPIA), end to end: two laptops and a real ``fieldkit serve``.
+
+The name and phone must go from the issue, from the conflicts that kept an
+earlier value, from changes still queued on a laptop, from the central store's
+operation log, from backups and from every replica once it syncs; a note on
+the timeline says who erased it and when.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from sync_fixtures import add_user, serve  # noqa: F401 - fixtures
+
+from fieldkit.server.db import Database
+
+NAMES = ("Nomvula Qwabe", "Nomvula Q. Qwabe", "N. Qwabe")
+PHONES = ("0825550142", "0825550199")
+
+
+def fieldkit(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "FIELDKIT_PASSPHRASE"}
+    env.update(FIELDKIT_HOME=str(home), FIELDKIT_STATE=str(home) + "-state")
+    done = subprocess.run([sys.executable, "-m", "fieldkit", *args], capture_output=True, text=True, env=env, timeout=120)
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def leaks(folder: Path, secrets: tuple[str, ...]) -> list[tuple[str, str]]:
+    found = []
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            data = gzip.decompress(data) if path.name.endswith(".gz") else data
+            found += [(path.name, s) for s in secrets if s.encode() in data]
+    return found
+
+
+def server_leaks(db_path: Path, secrets: tuple[str, ...]) -> list[str]:
+    conn = sqlite3.connect(db_path)
+    try:
+        rows = [r[0] for r in conn.execute("SELECT op FROM ops")] + [r[0] for r in conn.execute("SELECT state FROM records")]
+    finally:
+        conn.close()
+    return [s for s in secrets for row in rows if s in row]
+
+
+@pytest.fixture
+def central(serve, tmp_path: Path):  # noqa: F811
+    path = tmp_path / "central.sqlite3"
+    url = f"sqlite:///{path}"
+    Database(url).migrate()
+    server = serve(url)
+    tokens = {name: add_user(url, name, "facilitator", municipalities=("EC121",)) for name in ("thandi", "sipho")}
+    tokens["admin"] = add_user(url, "admin", "admin")
+    return server, path, tokens
+
+
+def shown(home: Path, ref: str) -> dict:
+    return json.loads(fieldkit(home, "show", ref, "--json", "--personal").stdout)
+
+
+def test_forget_contact_erases_it_from_history_the_store_and_every_laptop(central, tmp_path: Path) -> None:
+    server, db_path, tokens = central
+    thandi, sipho = tmp_path / "thandi", tmp_path / "sipho"
+    ref = fieldkit(thandi, "add", "--municipality", "EC121", "--sector", "water", "--title", "No water in Ilitha",
+                   "--contact-name", NAMES[0], "--contact-phone", PHONES[0], "--author", "Thandi").stdout.split()[1]
+    fieldkit(thandi, "sync", "--server", server.url, "--token", tokens["thandi"])
+    fieldkit(sipho, "sync", "--server", server.url, "--token", tokens["sipho"])
+    fieldkit(sipho, "edit", ref, "--contact-name", NAMES[1], "--author", "Sipho")  # both change it: a conflict
+    fieldkit(thandi, "edit", ref, "--contact-name", NAMES[2], "--author", "Thandi")
+    fieldkit(sipho, "sync")
+    fieldkit(thandi, "sync")
+    assert [c["field"] for c in shown(thandi, ref)["conflicts"]] == ["contact_name"]
+    fieldkit(sipho, "edit", ref, "--contact-phone", PHONES[1], "--author", "Sipho")  # queued, not yet sent
+    fieldkit(sipho, "backup")
+    fieldkit(thandi, "backup")
+
+    done = fieldkit(thandi, "forget-contact", ref, "--author", "Thandi Mokoena")
+    assert "erased the community contact" in done.stdout
+    assert leaks(thandi, NAMES + PHONES) == []  # at once on this laptop: file, free pages, backups
+    fieldkit(thandi, "sync")
+    fieldkit(sipho, "sync")  # sends its older phone change (overruled) and takes the erasure
+    fieldkit(thandi, "sync")
+
+    for home in (thandi, sipho):
+        issue = shown(home, ref)
+        assert issue.get("contact_name") in (None, "") and issue.get("contact_phone") in (None, "")
+        assert issue["conflicts"] == []
+        notes = [entry for entry in issue["timeline"] if "erased (POPIA)" in entry["text"]]
+        assert len(notes) == 1 and notes[0]["author"] == "Thandi Mokoena" and notes[0]["at"][:10] == notes[0]["text"][-10:]
+        assert leaks(home, NAMES + PHONES) == [], home.name
+        assert fieldkit(home, "sync", "--rejected").returncode == 0
+    assert server_leaks(db_path, NAMES + PHONES) == []
+    history = httpx.get(f"{server.url}/sync/history/{shown(thandi, ref)['id']}",
+                        headers={"Authorization": f"Bearer {tokens['admin']}"}).json()
+    assert history[-2]["author"] == "Thandi Mokoena" and "contact_name" in history[-2]["fields"]
+
+
+def test_an_administrator_erases_a_contact_on_the_central_store(central, tmp_path: Path) -> None:
+    server, db_path, tokens = central
+    thandi, sipho = tmp_path / "thandi", tmp_path / "sipho"
+    ref = fieldkit(thandi, "add", "--municipality", "EC121", "--sector", "roads", "--title", "Bridge washed away",
+                   "--contact-name", NAMES[0], "--contact-phone", PHONES[0]).stdout.split()[1]
+    fieldkit(thandi, "sync", "--server", server.url, "--token", tokens["thandi"])
+    fieldkit(sipho, "sync", "--server", server.url, "--token", tokens["sipho"])
+    issue_id = shown(sipho, ref)["id"]
+    route = f"{server.url}/admin/issues/{issue_id}/forget-contact"
+
+    refused = httpx.post(route, headers={"Authorization": f"Bearer {tokens['sipho']}"})
+    assert refused.status_code == 403 and "administrator" in refused.json()["detail"]
+    missing = httpx.post(f"{server.url}/admin/issues/{'0' * 8}-0000-7000-8000-{'0' * 12}/forget-contact",
+                         headers={"Authorization": f"Bearer {tokens['admin']}"})
+    assert missing.status_code == 404
+    done = httpx.post(route, headers={"Authorization": f"Bearer {tokens['admin']}"})
+    assert done.status_code == 200 and len(done.json()["acknowledged"]) == 2
+    assert server_leaks(db_path, NAMES + PHONES) == []
+
+    for home in (thandi, sipho):
+        fieldkit(home, "sync")
+        issue = shown(home, ref)
+        assert issue.get("contact_name") in (None, "") and issue.get("contact_phone") in (None, "")
+        assert any("erased (POPIA) by admin" in entry["text"] for entry in issue["timeline"])
+        assert leaks(home, NAMES + PHONES) == []
