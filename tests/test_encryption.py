@@ -20,6 +20,7 @@ import pytest
 from sync_fixtures import add_user, serve  # noqa: F401 - fixtures
 
 from fieldkit.encryption import open_register
+from fieldkit.register import Register
 from fieldkit.server.db import Database
 
 PASSPHRASE = "blue reservoir at dawn"
@@ -161,3 +162,34 @@ def test_unlocking_takes_under_half_a_second(tmp_path: Path) -> None:
     started = time.perf_counter()
     codec_for(laptop, ask=lambda _: PASSPHRASE)
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_app_asks_for_the_passphrase_at_start_and_says_when_it_is_wrong(tmp_path: Path) -> None:
+    from textual.widgets import Static
+
+    from fieldkit.screens.unlock import UnlockApp
+
+    laptop = tmp_path / "laptop"
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "water", "--title", TITLE))
+    ok(run(laptop, "encrypt"))
+    app = UnlockApp(laptop)
+    async with app.run_test() as pilot:
+        await pilot.press(*"wrong passphrase", "enter")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.screen.query_one("#problem", Static).display:
+                break
+        assert "does not open this register" in str(app.screen.query_one("#problem", Static).render())
+        await pilot.press(*PASSPHRASE, "enter")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.return_value is not None:
+                break
+    with Register.open(laptop, codec=app.return_value) as register:
+        assert [row.title for row in register.find()] == [TITLE]
