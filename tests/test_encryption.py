@@ -193,3 +193,42 @@ async def test_the_app_asks_for_the_passphrase_at_start_and_says_when_it_is_wron
                 break
     with Register.open(laptop, codec=app.return_value) as register:
         assert [row.title for row in register.find()] == [TITLE]
+
+
+@pytest.mark.anyio
+async def test_first_start_in_the_app_can_encrypt_the_register_and_shows_the_recovery_key_once(tmp_path: Path) -> None:
+    from textual.widgets import Checkbox, Input, Static
+
+    from fieldkit.app import FieldkitApp
+    from fieldkit.encryption import is_sealed
+    from fieldkit.screens.dashboard import DashboardScreen
+    from fieldkit.screens.unlock import RecoveryKeyScreen
+
+    laptop = tmp_path / "laptop"
+    register = Register.open(laptop)
+    app = FieldkitApp(register)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press(*"Thandi Mokoena", "enter", *"mbhashe", "enter")
+        app.screen.query_one("#demo", Checkbox).value = False
+        app.screen.query_one("#passphrase", Input).value = "short"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "at least 8 characters" in str(app.screen.query_one("#passphrase-problem", Static).render())
+        app.screen.query_one("#passphrase", Input).value = PASSPHRASE
+        app.screen.query_one("#passphrase-again", Input).value = PASSPHRASE
+        await pilot.press("ctrl+s")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, RecoveryKeyScreen):
+                break
+        key = str(app.screen.query_one("#recovery-key", Static).render())
+        assert len(key.replace("-", "")) == 32
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, DashboardScreen)
+        await app.workers.wait_for_complete()
+    register.close()
+    assert is_sealed(laptop) and readable(laptop, "Thandi Mokoena") == []
+    recovered = run(laptop, "unlock", "--recovery-key", key, passphrase=None, extra={"FIELDKIT_NEW_PASSPHRASE": "another good passphrase"})
+    assert recovered.returncode == 0, recovered.stderr

@@ -35,14 +35,35 @@ def demo_municipalities(codes: list[str]) -> list[str]:
     return chosen
 
 
-def settle_in(register: Register, name: str, municipalities: list[str], demo: bool) -> None:
-    """Keep the answers, and fill the register with a demo if asked (a few seconds)."""
+def settle_in(register: Register, name: str, municipalities: list[str], demo: bool, passphrase: str = "") -> str | None:
+    """Keep the answers, fill the register with a demo if asked (a few seconds), encrypt it if asked.
+
+    Returns the recovery key to show once when the register was encrypted.
+    """
     register.save_settings(name=name, municipalities=municipalities)
     if demo:
         from fieldkit.demo import load_demo
 
         load_demo(register, issues=DEMO_ISSUES, municipalities=demo_municipalities(municipalities) or None)
     register.save_settings(first_run_done=True)
+    if passphrase:
+        from fieldkit.encryption import encrypt
+
+        return encrypt(register.store, passphrase)
+    return None
+
+
+def passphrase_problem(passphrase: str, again: str) -> str | None:
+    """What is wrong with the optional passphrase typed at first start, or None."""
+    from fieldkit.encryption import MIN_LENGTH
+
+    if not passphrase and not again:
+        return None
+    if len(passphrase) < MIN_LENGTH:
+        return f"A passphrase needs at least {MIN_LENGTH} characters (a few words are easiest to remember); or leave both empty"
+    if passphrase != again:
+        return "The two passphrases differ; type the same one twice"
+    return None
 
 
 class FirstRunScreen(Screen):
@@ -69,6 +90,11 @@ class FirstRunScreen(Screen):
             yield MunicipalityPicker(multiple=True, compact=True, id="my-municipalities")
             yield Checkbox(f"Load a demo register ({DEMO_ISSUES} made-up issues in my municipalities) to learn the app",
                            value=True, id="demo")
+            yield Label("Encrypt this laptop's register (optional): a passphrase, twice; leave empty to keep it unencrypted")
+            yield FieldInput(id="passphrase", password=True, placeholder="at least 8 characters; asked each time fieldkit starts",
+                             compact=True)
+            yield FieldInput(id="passphrase-again", password=True, placeholder="the same passphrase again", compact=True)
+            yield Static("", id="passphrase-problem", classes="problem")
             with Horizontal(id="buttons"):
                 yield Button("Start (ctrl+s)", id="start", variant="primary")
             with Vertical(id="working"):
@@ -93,15 +119,28 @@ class FirstRunScreen(Screen):
             self.query_one("#name", Input).focus()
             return
         problem.display = False
+        passphrase = self.query_one("#passphrase", Input).value
+        wrong = passphrase_problem(passphrase, self.query_one("#passphrase-again", Input).value)
+        shown = self.query_one("#passphrase-problem", Static)
+        shown.display = bool(wrong)
+        if wrong:
+            shown.update(wrong)
+            self.query_one("#passphrase", Input).focus()
+            return
         picker = self.query_one(MunicipalityPicker)
         picker.commit()
         municipalities = list(picker.values)
         demo = self.query_one("#demo", Checkbox).value
         self.query_one("#working").display = demo
         self.query_one("#start", Button).disabled = True
-        self.app.write(lambda r: settle_in(r, name, municipalities, demo), self._done, self._failed)
+        self.app.write(lambda r: settle_in(r, name, municipalities, demo, passphrase), self._done, self._failed)
 
-    def _done(self, _result: object) -> None:
+    def _done(self, recovery_key: str | None) -> None:
+        if recovery_key:
+            from fieldkit.screens.unlock import RecoveryKeyScreen
+
+            self.app.push_screen(RecoveryKeyScreen(recovery_key), lambda _: self.dismiss())
+            return
         self.dismiss()
 
     def _failed(self, err: Exception) -> None:

@@ -1,7 +1,7 @@
-"""Unlocking an encrypted register when the app starts: the passphrase, asked once, before anything is read.
+"""Encryption in the app: unlocking the register at start, and the recovery key shown once.
 
-A small app of its own, run before the main one: the register cannot be
-opened (and the main app not built) until its key is unlocked.
+Unlocking is a small app of its own, run before the main one: the register
+cannot be opened (and the main app not built) until its key is unlocked.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, Static
+from textual.widgets import Button, Footer, Header, Input, Label, Static
+
+from fieldkit.screens.dialogs import Dialog
 
 from fieldkit.store.sealing import SealedCodec, StoreError, unlock
 
@@ -80,3 +82,33 @@ class UnlockApp(App[SealedCodec]):
 
     def on_mount(self) -> None:
         self.push_screen(UnlockScreen(self.home))
+
+
+class RecoveryKeyScreen(Dialog):
+    """The recovery key, shown this once after the register was encrypted."""
+
+    BINDINGS = [
+        Binding("enter", "written", "Written down", tooltip="Close: the key is not shown again.", id="recovery-written"),
+    ]
+
+    def __init__(self, recovery_key: str) -> None:
+        super().__init__()
+        self.recovery_key = recovery_key
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static("[b]The register on this laptop is now encrypted.[/b]")
+            yield Static("Your recovery key, shown only this once. Write it down and keep it away from the laptop; "
+                         "with it `fieldkit unlock --recovery-key` sets a new passphrase if this one is forgotten.")
+            yield Static(self.recovery_key, id="recovery-key")
+            yield Button("I have written it down (enter)", id="written", variant="primary")
+
+    def action_written(self) -> None:
+        self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#written")
+    def _pressed(self) -> None:
+        self.dismiss(None)
