@@ -7,22 +7,34 @@ function then answers None or False and fieldkit uses its other ways.
 
 from __future__ import annotations
 
+import os
+
 SERVICE = "fieldkit"
 
 
 def _backend():
+    """The keyring to use, or None.
+
+    One configured explicitly (``PYTHON_KEYRING_BACKEND``, keyringrc) is used as
+    configured; of those found on their own only an operating system's keyring
+    (priority 1 or more by keyring's own measure): never a plain file that
+    another package happens to offer, which would put secrets beside the data.
+    """
     try:
         import keyring
-        from keyring.backends import fail
+        from keyring.backends import chainer, fail
     except ImportError:
         return None
     try:
         found = keyring.get_keyring()
     except Exception:  # noqa: BLE001 - a broken keyring configuration is no keyring
         return None
-    if isinstance(found, fail.Keyring) or type(found).__name__ in ("Keyring", "ChainerBackend") and not getattr(found, "backends", True):
+    if isinstance(found, fail.Keyring) or found.priority < 0:
         return None
-    return found
+    if os.environ.get("PYTHON_KEYRING_BACKEND") and not isinstance(found, chainer.ChainerBackend):
+        return found
+    candidates = found.backends if isinstance(found, chainer.ChainerBackend) else [found]
+    return next((backend for backend in candidates if backend.priority >= 1), None)
 
 
 def available() -> bool:

@@ -232,3 +232,25 @@ async def test_first_start_in_the_app_can_encrypt_the_register_and_shows_the_rec
     assert is_sealed(laptop) and readable(laptop, "Thandi Mokoena") == []
     recovered = run(laptop, "unlock", "--recovery-key", key, passphrase=None, extra={"FIELDKIT_NEW_PASSPHRASE": "another good passphrase"})
     assert recovered.returncode == 0, recovered.stderr
+
+
+def test_the_token_and_the_passphrase_live_in_the_keyring_where_there_is_one(central, tmp_path: Path) -> None:
+    server, token = central
+    laptop = tmp_path / "laptop"
+    keyring = {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring", "XDG_DATA_HOME": str(tmp_path / "os-keyring")}
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "water", "--title", TITLE, passphrase=None, extra=keyring))
+    ok(run(laptop, "sync", "--server", server.url, "--token", token, passphrase=None, extra=keyring))
+    assert readable(laptop, token) == []  # not in the register, even unencrypted
+    assert list((tmp_path / "os-keyring").rglob("keyring_pass.cfg"))
+    ok(run(laptop, "encrypt", "--remember", extra=keyring))
+    again = ok(run(laptop, "sync", passphrase=None, extra=keyring))  # passphrase and token both from the keyring
+    assert again.stdout.startswith(f"synced with {server.url}")
+    assert "token           set" in ok(run(laptop, "sync", "--status", passphrase=None, extra=keyring)).stdout
+    without = run(laptop, "find", passphrase=None)  # the same laptop without its keyring: locked
+    assert without.returncode == 1 and "FIELDKIT_PASSPHRASE" in without.stderr
+
+
+def test_a_keyring_that_is_only_a_plain_file_is_not_used_unless_chosen(tmp_path: Path) -> None:
+    from fieldkit import keychain
+
+    assert keychain.available() is False  # keyrings.alt is installed here, but its plain file is no OS keyring
