@@ -254,3 +254,25 @@ def test_a_keyring_that_is_only_a_plain_file_is_not_used_unless_chosen(tmp_path:
     from fieldkit import keychain
 
     assert keychain.available() is False  # keyrings.alt is installed here, but its plain file is no OS keyring
+
+
+def test_a_sealed_register_finds_what_a_plain_one_finds_after_edits(tmp_path: Path) -> None:
+    from fieldkit.encryption import encrypt
+    from fieldkit.filters import IssueFilter
+
+    laptop = tmp_path / "laptop"
+    with Register.open(laptop, author="Thandi") as register:
+        with register.store.transaction():
+            ids = [register.create_issue({"municipality": "EC121" if n % 2 else "BUF", "sector": "water",
+                                          "title": f"Burst main number {n}"})["id"] for n in range(300)]
+        encrypt(register.store, PASSPHRASE)
+    with open_register(laptop, ask=lambda _: PASSPHRASE) as register:
+        potholes = ids[::15]
+        for issue_id in potholes:
+            register.edit_issue(issue_id, {"title": "Pothole swallowed a taxi", "sector": "roads"})
+        assert sorted(r.id for r in register.find(IssueFilter(text="pothole"))) == sorted(potholes)
+        assert len(register.find(IssueFilter(municipalities=frozenset({"BUF"})))) == 150
+        assert len(register.find()) == 300
+        by_bucket = sorted(register.store.issue_lines())
+        one_by_one = sorted(register.store.issue_lines(ids=ids))
+        assert by_bucket == one_by_one and len(by_bucket) == 300

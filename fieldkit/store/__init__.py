@@ -254,7 +254,7 @@ class Store:
             return
         seq = self.db.next_seq
         seal = self.codec.seal
-        rows, lines, gone = [], [], []
+        rows, lines, gone, plain_lines = [], [], [], []
         for (kind, record_id), (doc, merge, line) in self._staged.items():
             if doc is None:
                 gone.append((kind, record_id))
@@ -266,6 +266,7 @@ class Store:
             if line is not None:
                 text = line[1] if self.codec.searchable else seal(line[1].encode("utf-8"))
                 lines.append((record_id, line[0].upper(), text, checksum(text)))
+                plain_lines.append((record_id, line[1]))
         ops = []
         for op in self._staged_ops:
             payload = seal(orjson.dumps(op))
@@ -280,6 +281,10 @@ class Store:
         if gone:
             self.db.write_many("DELETE FROM record WHERE kind = ? AND id = ?", gone)
             self.db.write_many("DELETE FROM issue_line WHERE id = ?", [(record_id,) for _, record_id in gone])
+        if not self.codec.searchable and (plain_lines or gone):
+            from fieldkit.store import sealed_lines
+
+            sealed_lines.update(self.db, self.codec, plain_lines, [record_id for kind, record_id in gone if kind == "issue"])
         if ops:
             self.db.write_many("INSERT OR REPLACE INTO outbox(op_id, record_id, state, reason, op, crc) VALUES (?, ?, ?, ?, ?, ?)", ops)
 
@@ -399,12 +404,15 @@ class Store:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
                 found += self._read().rows(f"SELECT id, line, crc FROM issue_line WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-        elif needle is not None and self.codec.searchable:
+        elif not self.codec.searchable:
+            yield from self._searched_sealed_lines(needle)
+            return
+        elif needle is not None:
             found = self._read().stream("SELECT id, line, crc FROM issue_line WHERE instr(line, ?) > 0", (needle,))
         else:
             found = self._read().stream("SELECT id, line, crc FROM issue_line")
         if not self.codec.searchable:
-            yield from self._unsealed_lines(found, needle)
+            yield from self._unsealed_lines(found, None)
             return
         for record_id, line, crc in found:
             if checksum(line) != crc:
@@ -423,6 +431,18 @@ class Store:
                 raise self.db.corrupt(self.db.path, f"the lookup line of issue {record_id} does not read back") from None
             if needle is None or needle in line:
                 yield line
+
+    def _searched_sealed_lines(self, needle: str | None) -> Iterator[str]:
+        """A search of an encrypted register: a bucket of lines opened at a time (``sealed_lines.py``).
+
+        Each bucket is sealed with AES-GCM, whose tag already refuses a changed byte.
+        """
+        from fieldkit.store import sealed_lines
+
+        try:
+            yield from sealed_lines.search(self._read(), self.codec, needle)
+        except ValueError:
+            raise self.db.corrupt(self.db.path, "a bucket of lookup lines does not read back") from None
 
     def refs_starting(self, prefix: str, limit: int) -> list[str]:
         upper = prefix.upper()

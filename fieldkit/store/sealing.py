@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from fieldkit.store import sealed_lines
 from fieldkit.store.database import FILE_NAME, StoreError, checksum
 from fieldkit.store.files import atomic_write
 
@@ -228,14 +229,19 @@ def reseal(store: Any, new_codec: Any) -> None:
                 raise db.corrupt(db.path, f"{kind} {record_id} does not read back") from None
             rows.append((new_doc, new_merge, checksum(new_doc, new_merge), kind, record_id))
         db.write_many("UPDATE record SET doc = ?, merge = ?, crc = ? WHERE kind = ? AND id = ?", rows)
-        lines = []
+        lines, plain_lines = [], []
         for record_id, line, crc in db.rows("SELECT id, line, crc FROM issue_line"):
             if checksum(line) != crc:
                 raise db.corrupt(db.path, f"the lookup line of issue {record_id} does not match its checksum")
             plain = line if isinstance(line, str) else old.unseal(line).decode("utf-8")
             new_line = new_codec.seal(plain.encode("utf-8")) if sealing else plain
             lines.append((new_line, checksum(new_line), record_id))
+            plain_lines.append((record_id, plain))
         db.write_many("UPDATE issue_line SET line = ?, crc = ? WHERE id = ?", lines)
+        if sealing:
+            sealed_lines.rebuild(db, new_codec, plain_lines)
+        else:
+            sealed_lines.drop(db)
         ops = []
         for op_id, payload, crc in db.rows("SELECT op_id, op, crc FROM outbox"):
             if checksum(payload) != crc:
