@@ -131,3 +131,32 @@ def test_an_administrator_erases_a_contact_on_the_central_store(central, tmp_pat
         assert issue.get("contact_name") in (None, "") and issue.get("contact_phone") in (None, "")
         assert any("erased (POPIA) by admin" in entry["text"] for entry in issue["timeline"])
         assert leaks(home, NAMES + PHONES) == []
+
+
+def test_an_erasure_gives_the_same_state_in_any_order_and_overrules_a_late_older_change() -> None:
+    """Every replica applies operations in its own order: the erasure must win in all of them."""
+    from itertools import permutations
+
+    from fieldkit import erasure, merge
+
+    issue = "01a23400-0000-7000-8000-000000000001"
+
+    def op(n: int, device: str, ms: int, fields: dict, **extra) -> dict:
+        return {"op_id": f"01a23400-0000-7000-8000-{n:012d}", "type": "issue", "id": issue, "device": device,
+                "author": device, "hlc": f"{ms:016d}:0000:{device}", "fields": fields, "seen": {}, **extra}
+
+    created = op(1, "aaaa", 1000, {"title": "No water", "contact_name": NAMES[0], "contact_phone": PHONES[0]})
+    rival = op(2, "bbbb", 2000, {"contact_name": NAMES[1]})
+    erase = erasure.erase_fields(op(3, "cccc", 3000, {}))
+    late = op(4, "dddd", 2500, {"contact_phone": PHONES[1]})  # made offline before the erasure, arrives after
+    assert merge.op_problem(erase) is None
+    states = set()
+    for order in permutations([created, rival, erase, late]):
+        state = merge.apply_ops(None, order)
+        assert state["values"]["contact_name"] is None and state["values"]["contact_phone"] is None
+        assert state["values"]["title"] == "No water" and merge.conflicts(state) == []
+        assert all(erasure.scrub(o, state)["fields"].get(f) is None for o in order for f in erasure.ERASABLE)
+        states.add(json.dumps(state, sort_keys=True))
+    assert len(states) == 1
+    after = op(5, "aaaa", 4000, {"contact_name": "A new contact"})  # typed after the erasure: a new contact
+    assert merge.apply_ops(merge.apply_ops(None, [created, erase]), [after])["values"]["contact_name"] == "A new contact"

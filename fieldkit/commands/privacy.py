@@ -32,6 +32,8 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 
     home = default_home()
     if args.change_passphrase:
+        if not encryption.is_sealed(home):
+            raise CommandError(f"the register in {home} is not encrypted; turn encryption on with `fieldkit encrypt`")
         with encryption.open_register(home) as register:
             new = encryption.new_passphrase(env=encryption.NEW_ENV)
             encryption.change_passphrase(register.store, new)
