@@ -1,14 +1,16 @@
 """Encryption at rest, as a person uses it: unlock, turn on, turn off, change the passphrase, recover.
 
 The sealing itself lives in ``fieldkit.store.sealing``; this module decides
-where a passphrase comes from (``FIELDKIT_PASSPHRASE`` for scripts, the OS
-keyring where one exists, else a prompt on a terminal) and opens the register
-with the right key. The command line and the app open the register through
+where the key comes from: the passphrase in ``FIELDKIT_PASSPHRASE`` (for
+scripts), else the register's key kept in the OS keyring (``--remember``, where
+there is one: no slow key derivation at each command), else the passphrase asked
+on a terminal. The command line and the app open the register through
 ``open_register`` so an encrypted one is never opened without its key.
 """
 
 from __future__ import annotations
 
+import base64
 import getpass
 import os
 import sys
@@ -27,6 +29,7 @@ from fieldkit.store.sealing import (
     new_recovery_key,
     reseal,
     unlock,
+    unlock_with_key,
     unlock_with_recovery,
 )
 
@@ -45,28 +48,41 @@ class PassphraseRefused(StoreError):
 
 
 def keyring_name(home: Path) -> str:
-    return f"passphrase:{Path(home).resolve()}"
+    return f"register key:{Path(home).resolve()}"
 
 
 def terminal_ask(prompt: str) -> str:
     """Ask on the terminal without echo; on no terminal, say how else to give it."""
     if not sys.stdin.isatty():
         raise Locked("The register is encrypted and there is no terminal to ask for its passphrase: "
-                     f"set {ENV} (or keep it in the OS keyring with `fieldkit encrypt --remember`)")
+                     f"set {ENV} (or keep the key in the OS keyring with `fieldkit encrypt --remember`)")
     return getpass.getpass(prompt)
 
 
 def passphrase(home: Path, ask: Ask | None = terminal_ask) -> str:
-    """The passphrase from the environment, else the OS keyring, else asked."""
+    """The passphrase from the environment, else asked."""
     given = os.environ.get(ENV)
     if given:
         return given
-    kept = keychain.get(keyring_name(home))
-    if kept:
-        return kept
     if ask is None:
         raise Locked(f"The register in {home} is encrypted: give its passphrase")
     return ask("Passphrase for the fieldkit register: ")
+
+
+def kept_codec(home: Path) -> SealedCodec | None:
+    """The register's key from the OS keyring, when it is kept there and is still this register's."""
+    kept = keychain.get(keyring_name(home))
+    if not kept:
+        return None
+    try:
+        return unlock_with_key(home, base64.b64decode(kept))
+    except ValueError:
+        return None
+
+
+def remember_key(home: Path, codec: SealedCodec) -> bool:
+    """Keep the register's key in the OS keyring; False when there is none."""
+    return keychain.put(keyring_name(home), base64.b64encode(codec.data_key).decode("ascii"))
 
 
 def new_passphrase(ask: Ask | None = terminal_ask, env: str = ENV) -> str:
@@ -87,6 +103,10 @@ def codec_for(home: Path, ask: Ask | None = terminal_ask) -> SealedCodec | None:
     """The unlocked key of an encrypted register, or None for a plain one."""
     if not is_sealed(home):
         return None
+    if not os.environ.get(ENV):
+        kept = kept_codec(home)
+        if kept is not None:
+            return kept
     return unlock(home, passphrase(home, ask))
 
 
@@ -106,9 +126,10 @@ def encrypt(store: Store, new: str, remember: bool = False) -> str:
     data_key = os.urandom(32)
     recovery_key = new_recovery_key()
     KeyFile.make(data_key, new, recovery_key).write(store.home)  # before the rows: a crash leaves a plain register that opens
-    reseal(store, SealedCodec(data_key))
+    codec = SealedCodec(data_key)
+    reseal(store, codec)
     if remember:
-        keychain.put(keyring_name(store.home), new)
+        remember_key(store.home, codec)
     return recovery_key
 
 
@@ -129,8 +150,6 @@ def change_passphrase(store: Store, new: str) -> None:
     if codec.searchable:
         raise StoreError(f"The register in {store.home} is not encrypted; turn encryption on with `fieldkit encrypt`")
     KeyFile.read(store.home).rewrapped(codec.data_key, new).write(store.home)
-    if keychain.get(keyring_name(store.home)):
-        keychain.put(keyring_name(store.home), new)
 
 
 def recover(home: Path, recovery_key: str, new: str) -> None:
@@ -139,6 +158,4 @@ def recover(home: Path, recovery_key: str, new: str) -> None:
         raise StoreError(f"The register in {home} is not encrypted; it needs no recovery key")
     codec = unlock_with_recovery(home, recovery_key)
     KeyFile.read(home).rewrapped(codec.data_key, new).write(home)
-    if keychain.get(keyring_name(home)):
-        keychain.put(keyring_name(home), new)
 

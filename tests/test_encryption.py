@@ -234,7 +234,7 @@ async def test_first_start_in_the_app_can_encrypt_the_register_and_shows_the_rec
     assert recovered.returncode == 0, recovered.stderr
 
 
-def test_the_token_and_the_passphrase_live_in_the_keyring_where_there_is_one(central, tmp_path: Path) -> None:
+def test_the_token_and_the_registers_key_live_in_the_keyring_where_there_is_one(central, tmp_path: Path) -> None:
     server, token = central
     laptop = tmp_path / "laptop"
     keyring = {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring", "XDG_DATA_HOME": str(tmp_path / "os-keyring")}
@@ -243,11 +243,18 @@ def test_the_token_and_the_passphrase_live_in_the_keyring_where_there_is_one(cen
     assert readable(laptop, token) == []  # not in the register, even unencrypted
     assert list((tmp_path / "os-keyring").rglob("keyring_pass.cfg"))
     ok(run(laptop, "encrypt", "--remember", extra=keyring))
-    again = ok(run(laptop, "sync", passphrase=None, extra=keyring))  # passphrase and token both from the keyring
+    assert readable(tmp_path / "os-keyring", PASSPHRASE) == []  # the register's key is kept, not the passphrase
+    again = ok(run(laptop, "sync", passphrase=None, extra=keyring))  # key and token both from the keyring
     assert again.stdout.startswith(f"synced with {server.url}")
     assert "token           set" in ok(run(laptop, "sync", "--status", passphrase=None, extra=keyring)).stdout
     without = run(laptop, "find", passphrase=None)  # the same laptop without its keyring: locked
     assert without.returncode == 1 and "FIELDKIT_PASSPHRASE" in without.stderr
+    stale = ("import base64, os, sys; from fieldkit import keychain, encryption; from pathlib import Path; "
+             "keychain.put(encryption.keyring_name(Path(sys.argv[1])), base64.b64encode(os.urandom(32)).decode())")
+    subprocess.run([sys.executable, "-c", stale, str(laptop)], env={**os.environ, **keyring}, check=True)
+    locked = run(laptop, "find", passphrase=None, extra=keyring)  # another register's key is not taken for this one's
+    assert locked.returncode == 1 and len(locked.stderr.splitlines()) == 1 and "FIELDKIT_PASSPHRASE" in locked.stderr
+    assert TITLE in ok(run(laptop, "find", extra=keyring)).stdout
 
 
 def test_a_keyring_that_is_only_a_plain_file_is_not_used_unless_chosen(tmp_path: Path) -> None:

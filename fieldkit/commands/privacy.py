@@ -12,7 +12,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("encrypt", help="encrypt the register on this laptop (asks a passphrase, prints a recovery key once)")
     p.add_argument("--change-passphrase", action="store_true",
                    help="give an encrypted register a new passphrase (the new one from FIELDKIT_NEW_PASSPHRASE or asked twice)")
-    p.add_argument("--remember", action="store_true", help="also keep the passphrase in the OS keyring, where there is one")
+    p.add_argument("--remember", action="store_true",
+                   help="keep the register's key in the OS keyring, where there is one, so commands need no passphrase "
+                        "(also on a register already encrypted)")
     p.set_defaults(handler=cmd_encrypt)
 
     p = commands.add_parser("decrypt", help="store the register on this laptop unencrypted again")
@@ -39,6 +41,13 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
             encryption.change_passphrase(register.store, new)
         print("passphrase changed; the register was not rewritten and the recovery key still works")
         return 0
+    if encryption.is_sealed(home) and args.remember:
+        with encryption.open_register(home) as register:
+            kept = encryption.remember_key(home, register.store.codec)
+        if not kept:
+            raise CommandError("there is no OS keyring on this machine: give the passphrase in FIELDKIT_PASSPHRASE, or type it when asked")
+        print("the register's key is kept in the OS keyring: commands here need no passphrase")
+        return 0
     if encryption.is_sealed(home):
         raise CommandError(f"the register in {home} is already encrypted; change its passphrase with `fieldkit encrypt --change-passphrase`")
     with encryption.open_register(home) as register:
@@ -46,7 +55,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
         recovery_key = encryption.encrypt(register.store, new, remember=args.remember)
     print(f"the register in {home} is encrypted: every record, lookup line, queued change, draft, setting and backup")
     if args.remember:
-        print("the passphrase is kept in the OS keyring" if keychain.available()
+        print("the register's key is kept in the OS keyring" if keychain.available()
               else "there is no OS keyring on this machine: the passphrase is asked for (or read from FIELDKIT_PASSPHRASE)")
     print("Your recovery key, shown only this once. Write it down and keep it away from the laptop;", file=sys.stderr)
     print("with it `fieldkit unlock --recovery-key` sets a new passphrase when this one is forgotten:", file=sys.stderr)

@@ -128,18 +128,24 @@ class KeyFile:
     by_passphrase: str
     recovery_salt: bytes
     by_recovery: str
+    check: str  # a constant sealed under the data key: tells a data key kept in the OS keyring is this register's
 
     @classmethod
     def make(cls, data_key: bytes, passphrase: str, recovery_key: str) -> "KeyFile":
         salt, recovery_salt = os.urandom(16), os.urandom(16)
         return cls(salt, dict(SCRYPT), _wrap(_passphrase_key(passphrase, salt, SCRYPT), data_key, b"passphrase"),
-                   recovery_salt, _wrap(_recovery_wrapping_key(recovery_key, recovery_salt), data_key, b"recovery"))
+                   recovery_salt, _wrap(_recovery_wrapping_key(recovery_key, recovery_salt), data_key, b"recovery"),
+                   _wrap(data_key, b"fieldkit register key", b"check"))
 
     def rewrapped(self, data_key: bytes, passphrase: str) -> "KeyFile":
         """The same data key under a new passphrase; the recovery key keeps working."""
         salt = os.urandom(16)
         return KeyFile(salt, dict(SCRYPT), _wrap(_passphrase_key(passphrase, salt, SCRYPT), data_key, b"passphrase"),
-                       self.recovery_salt, self.by_recovery)
+                       self.recovery_salt, self.by_recovery, self.check)
+
+    def fits(self, data_key: bytes) -> bool:
+        """Whether ``data_key`` is this register's (one decryption, no key derivation)."""
+        return len(data_key) == 32 and _unwrap(data_key, self.check, b"check") is not None
 
     def open(self, passphrase: str) -> bytes | None:
         return _unwrap(_passphrase_key(passphrase, self.salt, self.params), self.by_passphrase, b"passphrase")
@@ -151,7 +157,7 @@ class KeyFile:
         return orjson.dumps({
             "format": 1, "cipher": "AES-256-GCM", "kdf": "scrypt", "salt": _b64(self.salt), "params": self.params,
             "by_passphrase": self.by_passphrase, "recovery_salt": _b64(self.recovery_salt),
-            "by_recovery": self.by_recovery,
+            "by_recovery": self.by_recovery, "check": self.check,
         }, option=orjson.OPT_INDENT_2)
 
     @classmethod
@@ -160,7 +166,7 @@ class KeyFile:
         try:
             found = orjson.loads(path.read_bytes())
             return cls(_unb64(found["salt"]), {k: int(found["params"][k]) for k in ("n", "r", "p")},
-                       found["by_passphrase"], _unb64(found["recovery_salt"]), found["by_recovery"])
+                       found["by_passphrase"], _unb64(found["recovery_salt"]), found["by_recovery"], found["check"])
         except FileNotFoundError:
             raise StoreError(f"The register in {home} is encrypted but its key file {KEY_FILE} is missing; "
                              "restore that file from where you copied the folder (without it the register cannot be read)") from None
@@ -194,6 +200,11 @@ def unlock(home: Path, passphrase: str) -> SealedCodec:
     if data_key is None:
         raise WrongPassphrase("That passphrase does not open this register; try again (forgotten it? `fieldkit unlock --recovery-key`)")
     return SealedCodec(data_key)
+
+
+def unlock_with_key(home: Path, data_key: bytes) -> SealedCodec | None:
+    """The codec for a data key kept elsewhere (the OS keyring), or None when it is not this register's."""
+    return SealedCodec(data_key) if KeyFile.read(home).fits(data_key) else None
 
 
 def unlock_with_recovery(home: Path, recovery_key: str) -> SealedCodec:
