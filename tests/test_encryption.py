@@ -283,3 +283,20 @@ def test_a_sealed_register_finds_what_a_plain_one_finds_after_edits(tmp_path: Pa
         by_bucket = sorted(register.store.issue_lines())
         one_by_one = sorted(register.store.issue_lines(ids=ids))
         assert by_bucket == one_by_one and len(by_bucket) == 300
+
+
+def test_a_refusal_reason_quoting_a_phone_is_sealed_too(tmp_path: Path) -> None:
+    from fieldkit.encryption import encrypt
+
+    laptop = tmp_path / "laptop"
+    reason = f"Phone '{PHONE}' is not a South African number such as 082 123 4567"
+    with Register.open(laptop, author="Thandi") as register:
+        register.create_issue({"municipality": "EC121", "sector": "water", "title": TITLE})
+        first = register.pending_ops()[0]["op_id"]
+        register.acknowledge([], rejected={first: reason})
+        encrypt(register.store, PASSPHRASE)
+        register.create_issue({"municipality": "EC121", "sector": "roads", "title": "Pothole"})
+        second = register.pending_ops()[0]["op_id"]
+        register.acknowledge([], rejected={second: f"{reason} (again)"})
+        assert sorted(r["reason"] for r in register.rejected_ops()) == [reason, f"{reason} (again)"]
+    assert readable(laptop, PHONE, TITLE) == []

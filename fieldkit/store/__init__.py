@@ -360,7 +360,16 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params += (limit,)
-        return [(self._op(op_id, payload, crc), reason) for op_id, payload, crc, reason in self._read().rows(sql, params)]
+        return [(self._op(op_id, payload, crc), self._reason(reason)) for op_id, payload, crc, reason in self._read().rows(sql, params)]
+
+    def _reason(self, stored: str | bytes) -> str:
+        """A refusal reason as the central store wrote it (sealed like the rest: it may quote a value)."""
+        if isinstance(stored, str):
+            return stored
+        try:
+            return self.codec.unseal(stored).decode("utf-8")
+        except ValueError:
+            raise self.db.corrupt(self.db.path, "a refusal reason does not read back") from None
 
     def outbox_count(self, state: str) -> int:
         return self._read().rows("SELECT count(*) FROM outbox WHERE state = ?", (state,))[0][0]
@@ -388,8 +397,9 @@ class Store:
 
     def mark(self, marks: dict[str, tuple[str, str]]) -> None:
         """Set the state and reason of operations: ``{op_id: (state, reason)}``."""
+        seal = (lambda text: text) if self.codec.searchable else (lambda text: self.codec.seal(text.encode("utf-8")) if text else "")
         self._read().write_many("UPDATE outbox SET state = ?, reason = ? WHERE op_id = ?",
-                           ((state, reason, op_id) for op_id, (state, reason) in marks.items()))
+                           ((state, seal(reason), op_id) for op_id, (state, reason) in marks.items()))
 
     # -- the lookup lines ------------------------------------------------------------------
 

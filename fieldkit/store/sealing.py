@@ -254,12 +254,14 @@ def reseal(store: Any, new_codec: Any) -> None:
         else:
             sealed_lines.drop(db)
         ops = []
-        for op_id, payload, crc in db.rows("SELECT op_id, op, crc FROM outbox"):
+        for op_id, payload, crc, reason in db.rows("SELECT op_id, op, crc, reason FROM outbox"):
             if checksum(payload) != crc:
                 raise db.corrupt(db.path, f"the unsent change {op_id} does not match its checksum")
             new_payload = new_codec.seal(old.unseal(payload))
-            ops.append((new_payload, checksum(new_payload), op_id))
-        db.write_many("UPDATE outbox SET op = ?, crc = ? WHERE op_id = ?", ops)
+            plain_reason = reason if isinstance(reason, str) else old.unseal(reason).decode("utf-8")
+            new_reason = new_codec.seal(plain_reason.encode("utf-8")) if sealing and plain_reason else plain_reason
+            ops.append((new_payload, checksum(new_payload), new_reason, op_id))
+        db.write_many("UPDATE outbox SET op = ?, crc = ?, reason = ? WHERE op_id = ?", ops)
         db.write("INSERT OR REPLACE INTO meta VALUES ('codec', ?)", (SEALED if sealing else "plain",))
         store.codec = new_codec
     vacuum(store)
