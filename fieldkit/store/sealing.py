@@ -145,7 +145,7 @@ class KeyFile:
 
     def fits(self, data_key: bytes) -> bool:
         """Whether ``data_key`` is this register's (one decryption, no key derivation)."""
-        return len(data_key) == 32 and _unwrap(data_key, self.check, b"check") is not None
+        return bool(self.check) and len(data_key) == 32 and _unwrap(data_key, self.check, b"check") is not None
 
     def open(self, passphrase: str) -> bytes | None:
         return _unwrap(_passphrase_key(passphrase, self.salt, self.params), self.by_passphrase, b"passphrase")
@@ -166,7 +166,7 @@ class KeyFile:
         try:
             found = orjson.loads(path.read_bytes())
             return cls(_unb64(found["salt"]), {k: int(found["params"][k]) for k in ("n", "r", "p")},
-                       found["by_passphrase"], _unb64(found["recovery_salt"]), found["by_recovery"], found["check"])
+                       found["by_passphrase"], _unb64(found["recovery_salt"]), found["by_recovery"], found.get("check", ""))
         except FileNotFoundError:
             raise StoreError(f"The register in {home} is encrypted but its key file {KEY_FILE} is missing; "
                              "restore that file from where you copied the folder (without it the register cannot be read)") from None
