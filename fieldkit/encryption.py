@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import getpass
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -128,6 +129,8 @@ def encrypt(store: Store, new: str, remember: bool = False) -> str:
     KeyFile.make(data_key, new, recovery_key).write(store.home)  # before the rows: a crash leaves a plain register that opens
     codec = SealedCodec(data_key)
     reseal(store, codec)
+    for damaged in store.home.glob("damaged-*"):  # unencrypted copies `fieldkit recover` set aside
+        shutil.rmtree(damaged, ignore_errors=True)
     if remember:
         remember_key(store.home, codec)
     return recovery_key
