@@ -82,6 +82,7 @@ def test_after_encrypt_and_after_new_saves_nothing_in_the_folder_is_readable(cen
     ok(run(laptop, "add", "--municipality", "EC121", "--sector", "roads", "--title", "Pothole on the R63 waiting to sync",
            "--contact-name", CONTACT, passphrase=None))  # an unsent change in the outbox
     ok(run(laptop, "backup", passphrase=None))
+    ok(run(laptop, "recover", passphrase=None))  # sets the live file aside in damaged-1, unencrypted
     assert readable(laptop, TITLE, CONTACT, token), "the plain register should hold them (else the test proves nothing)"
 
     done = ok(run(laptop, "encrypt", extra={"FIELDKIT_PASSPHRASE": PASSPHRASE}))
