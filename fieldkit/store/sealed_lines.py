@@ -2,10 +2,10 @@
 
 SQLite cannot search sealed lines, so a cold ``fieldkit find`` must open them
 in Python. Opened one by one, 100,000 lines cost 100,000 decryptions; here the
-lines are also kept in 1,024 buckets (by a hash of the issue id), each sealed
-as one value: a search opens 1,024 values, looks for the words in each bucket's
+lines are also kept in 4,096 buckets (by a hash of the issue id), each sealed
+as one value: a search opens 4,096 values, looks for the words in each bucket's
 text at once, and splits only the buckets that hold them. A save rewrites the
-one bucket of each issue it changed (about 100 lines at 100,000 issues).
+one bucket of each issue it changed (about 25 lines at 100,000 issues).
 
 The per-issue sealed lines in ``issue_line`` stay: lookups by reference or id
 read those. Both are written in the same transaction.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import zlib
 from typing import Any, Iterable, Iterator
 
-BUCKETS = 1024
+BUCKETS = 4096
 TABLE = "CREATE TABLE IF NOT EXISTS sealed_lines(bucket INTEGER PRIMARY KEY, data BLOB NOT NULL)"
 
 
