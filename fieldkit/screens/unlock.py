@@ -15,9 +15,8 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
+from fieldkit.encryption import SealedCodec, StoreError, unlock
 from fieldkit.screens.dialogs import Dialog
-
-from fieldkit.store.sealing import SealedCodec, StoreError, unlock
 
 
 class UnlockScreen(Screen):
