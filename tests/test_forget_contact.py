@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sync_fixtures import add_user, serve  # noqa: F401 - fixtures
+from sync_fixtures import add_user, db_url, serve  # noqa: F401 - fixtures
 
 from fieldkit.server.db import Database
 
@@ -160,3 +160,26 @@ def test_an_erasure_gives_the_same_state_in_any_order_and_overrules_a_late_older
     assert len(states) == 1
     after = op(5, "aaaa", 4000, {"contact_name": "A new contact"})  # typed after the erasure: a new contact
     assert merge.apply_ops(merge.apply_ops(None, [created, erase]), [after])["values"]["contact_name"] == "A new contact"
+
+
+def test_the_central_store_forgets_a_contact_on_sqlite_and_postgresql(db_url: str, serve, tmp_path: Path) -> None:  # noqa: F811
+    server = serve(db_url)
+    thandi = tmp_path / "thandi"
+    token = add_user(db_url, "thandi", "facilitator", municipalities=("EC121",))
+    admin = add_user(db_url, "admin", "admin")
+    ref = fieldkit(thandi, "add", "--municipality", "EC121", "--sector", "water", "--title", "Leaking standpipe",
+                   "--contact-name", NAMES[0], "--contact-phone", PHONES[0]).stdout.split()[1]
+    fieldkit(thandi, "edit", ref, "--contact-name", NAMES[2])
+    fieldkit(thandi, "sync", "--server", server.url, "--token", token)
+    issue_id = shown(thandi, ref)["id"]
+    done = httpx.post(f"{server.url}/admin/issues/{issue_id}/forget-contact", headers={"Authorization": f"Bearer {admin}"})
+    assert done.status_code == 200, done.text
+    database = Database(db_url)
+    try:
+        with database.read() as tx:
+            stored = [row[0] for row in tx.rows("SELECT op FROM ops")] + [row[0] for row in tx.rows("SELECT state FROM records")]
+    finally:
+        database.close()
+    assert [s for s in NAMES + PHONES for row in stored if s in row] == []
+    fieldkit(thandi, "sync")
+    assert shown(thandi, ref).get("contact_name") in (None, "")
