@@ -522,8 +522,22 @@ class FieldkitApp(App[int]):
 
 
 def run_app() -> int:
-    """Open the register on this laptop and run the app until the facilitator quits."""
-    register = Register.open()
+    """Open the register on this laptop (asking its passphrase when it is encrypted) and run the app until the facilitator quits."""
+    from fieldkit import encryption
+    from fieldkit.store import default_home
+
+    home = default_home()
+    codec = None
+    if encryption.is_sealed(home):
+        try:
+            codec = encryption.codec_for(home, ask=None)
+        except encryption.Locked:
+            from fieldkit.screens.unlock import UnlockApp
+
+            codec = UnlockApp(home).run()
+            if codec is None:
+                return 0
+    register = Register.open(home, codec=codec)
     app: FieldkitApp | None = None
     try:
         app = FieldkitApp(register)

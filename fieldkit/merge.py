@@ -142,7 +142,7 @@ def op_problem(op: Any) -> str | None:
     missing = [key for key in OP_KEYS if key not in op]
     if missing:
         return f"operation is missing {', '.join(missing)}"
-    extra = sorted(set(op) - set(OP_KEYS))
+    extra = sorted(set(op) - set(OP_KEYS) - {"erase"})
     if extra:
         return f"operation has unknown keys: {', '.join(extra)}"
     if op["type"] not in RECORD_TYPES:
@@ -162,7 +162,9 @@ def op_problem(op: Any) -> str | None:
         return "seen must map field names to clock stamps"
     if any(op["seen"][name] >= op["hlc"] for name in op["seen"]):
         return "a seen stamp cannot be newer than the operation itself"
-    return None
+    from fieldkit.erasure import erase_problem
+
+    return erase_problem(op)
 
 
 #: Keys a stored record carries beside its own fields, derived from its merge state.

@@ -110,8 +110,9 @@ class Register:
         return replica
 
     @classmethod
-    def open(cls, home: str | os.PathLike | None = None, author: str | None = None) -> "Register":
-        return cls(Store(home), author)
+    def open(cls, home: str | os.PathLike | None = None, author: str | None = None, codec: Any = None) -> "Register":
+        """Open the register in ``home``; ``codec`` is the unlocked key of an encrypted one (see fieldkit.encryption)."""
+        return cls(Store(home, codec=codec), author)
 
     def close(self) -> None:
         self.store.close()
@@ -783,3 +784,59 @@ class Register:
         if record.get("deleted"):
             return record
         return self._write("attachment", record["id"], {"deleted": True, "removed_by": self.author, "removed_at": model.now_iso()})
+
+    # -- erasing a community contact (POPIA; added for issue 11) ----------------------------
+
+    def forget_contact(self, issue_id: str) -> dict[str, Any]:
+        """Erase the issue's contact name and phone here and, once synced, everywhere; a note says who and when.
+
+        One operation marked as an erasure (see ``fieldkit.erasure``) that
+        overrules every earlier value of those fields, in every replica;
+        the queued copies of earlier changes are blanked in the same write.
+        """
+        from fieldkit.erasure import erase_fields, erased_note
+
+        self.issue_values(issue_id)
+        with self.store.transaction():
+            self._load_replica()
+            state = self._state("issue", issue_id) or merge.empty_state()
+            op = erase_fields({"op_id": new_id(), "type": "issue", "id": issue_id, "device": self.device_id,
+                               "author": self.author, "hlc": self.clock.tick()})
+            merge.apply_op_in_place(state, op)
+            values = self._save_state("issue", issue_id, state)
+            self.store.queue([op])
+            self._save_replica()
+            self.scrub_erased({issue_id})
+            self.add_note(issue_id, erased_note(self.author, model.now_iso()))
+        self.wipe_leftovers()
+        return values
+
+    def scrub_erased(self, issue_ids: Iterable[str]) -> int:
+        """Blank the erased contact in this laptop's queued and refused changes of these issues; returns how many."""
+        from fieldkit.erasure import scrub
+
+        wanted = set(issue_ids)
+        with self.store.transaction():
+            states = {i: self._state("issue", i) for i in wanted}
+            changed, refused = [], {}
+            for state_name in ("pending", "rejected"):
+                for op, reason in self.store.outbox(state_name):
+                    state = states.get(op["id"])
+                    if state is None:
+                        continue
+                    scrubbed = scrub(op, state)
+                    if scrubbed is not op:
+                        changed.append(scrubbed)
+                        if state_name == "rejected":
+                            refused[op["op_id"]] = ("rejected", reason)
+            self.store.queue(changed)
+            if refused:
+                self.store.mark(refused)
+        return len(changed)
+
+    def wipe_leftovers(self) -> None:
+        """After an erasure: no free page of the file and no backup keeps the erased values."""
+        from fieldkit.store.sealing import replace_backups, vacuum
+
+        vacuum(self.store)
+        replace_backups(self.store)

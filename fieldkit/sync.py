@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import orjson
 
-from fieldkit import model, protocol
+from fieldkit import erasure, model, protocol
 from fieldkit.hlc import MAX_DRIFT_MS, wall_ms
 from fieldkit.store import StoreError
 from fieldkit.transport import SyncError, TooLarge, Transport, normalise_server
@@ -124,6 +124,7 @@ class _Run:
         self.state: dict[str, Any] = {}
         self.first_seq: int | None = None
         self.touched: dict[str, str] = {}
+        self.erased = False
         self.ahead: ThreadPoolExecutor
 
     def tell(self, phase: str, done: int, total: int | None, message: str) -> None:
@@ -150,6 +151,8 @@ class _Run:
         self.state["last_sync_at"] = _now()
         self.state.pop("last_error", None)
         self.register.save_sync_state(self.state)
+        if self.erased:
+            self.register.wipe_leftovers()
         self.report_conflicts()
         self.result.finished = True
         self.tell("done", self.result.sent + self.result.received, None, "sync finished")
@@ -176,8 +179,8 @@ class _Run:
         old = self.register.sync_state()
         state = dict(old)
         state["server"] = self.client.server
-        if self.token:
-            state["token"] = self.token
+        if self.token and self.token != remembered_token(self.register, old):
+            keep_token(self.register, state, self.token)
         if old.get("server") != self.client.server:
             state.pop("tls_pin", None)
             state.pop("insecure", None)
@@ -378,6 +381,10 @@ class _Run:
         """Merge a page and move the cursor in one write."""
         if ops or changed:
             self.register.apply_remote(ops, state)
+        erased = {op["id"] for op in ops if erasure.is_erasure(op)}
+        if erased:
+            self.register.scrub_erased(erased)
+            self.erased = True
         self.state = state
         mine = f":{self.register.device_id}"
         for op in ops:
@@ -449,10 +456,36 @@ def _trust(register, url: str, insecure: bool) -> Any:
         return f"cannot reach {url} over TLS: {str(reason).lower()}; check the address (http:// or https://)"
 
 
+def _token_name(register) -> str:
+    return f"token:{register.store.home.resolve()}"
+
+
+def keep_token(register, state: dict[str, Any], token: str) -> None:
+    """Keep the token in the OS keyring where there is one, else in the register's sync state (sealed when encryption is on)."""
+    from fieldkit import keychain
+
+    if keychain.put(_token_name(register), token):
+        state.pop("token", None)
+        state["token_in_keyring"] = True
+    else:
+        state.pop("token_in_keyring", None)
+        state["token"] = token
+
+
+def remembered_token(register, state: dict[str, Any] | None = None) -> str | None:
+    """The token this laptop last synced with: from the OS keyring, or from the register."""
+    state = register.sync_state() if state is None else state
+    if state.get("token_in_keyring"):
+        from fieldkit import keychain
+
+        return keychain.get(_token_name(register))
+    return state.get("token")
+
+
 def transport_for(register) -> "Transport | str":
     """A transport to the central store this laptop last synced with, or why there is none (one line)."""
     remembered = register.sync_state()
-    url, token = remembered.get("server"), remembered.get("token")
+    url, token = remembered.get("server"), remembered_token(register, remembered)
     if not url or not token:
         return "this laptop has not synced yet: run `fieldkit sync --server URL --token TOKEN` once"
     trust = _trust(register, normalise_server(url), bool(remembered.get("insecure")))
@@ -477,7 +510,7 @@ def sync(register, server: str | None = None, token: str | None = None,
         return SyncResult(0, 0, [], [], "", False, practice.REFUSED)
     remembered = register.sync_state()
     url = server or (client.server if client else None) or remembered.get("server")
-    token = token or remembered.get("token")
+    token = token or remembered_token(register, remembered)
     if not url:
         return SyncResult(0, 0, [], [], "", False, "no central store set yet: run `fieldkit sync --server URL --token TOKEN` once")
     if not token and client is None:

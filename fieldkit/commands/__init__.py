@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-AREAS = ("core", "sync", "reports", "bundles", "attachments")
+AREAS = ("core", "sync", "reports", "bundles", "attachments", "privacy")
 
 
 def all_command_modules() -> list[ModuleType]:

@@ -18,9 +18,9 @@ LOOKUPS = frozenset({"cmd_find", "cmd_show", "cmd_export", "cmd_municipalities",
 
 
 def _open(args: argparse.Namespace):
-    from fieldkit.register import Register
+    from fieldkit.encryption import open_register
 
-    register = Register.open(author=getattr(args, "author", None))
+    register = open_register(author=getattr(args, "author", None))
     handler = getattr(getattr(args, "handler", None), "__name__", "")
     if register.store.read_only and handler in LOOKUPS:
         print(f"note: {register.store.home} is read-only — lookups work, changes are off", file=sys.stderr)

@@ -17,9 +17,9 @@ from fieldkit.safe_text import json_for_terminal, safe_for_terminal
 
 
 def _open(args: argparse.Namespace):
-    from fieldkit.register import Register
+    from fieldkit.encryption import open_register
 
-    return Register.open(author=getattr(args, "author", None))
+    return open_register(author=getattr(args, "author", None))
 
 
 def _day(text: str) -> date:

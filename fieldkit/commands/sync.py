@@ -108,9 +108,9 @@ def _db_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from fieldkit.register import Register
+    from fieldkit.encryption import open_register
 
-    return Register.open(author=getattr(args, "author", None))
+    return open_register(author=getattr(args, "author", None))
 
 
 # -- sync -------------------------------------------------------------------------------
@@ -129,13 +129,13 @@ def _progress_printer():
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from fieldkit.sync import describe_op, sync, sync_status
+    from fieldkit.sync import describe_op, remembered_token, sync, sync_status
 
     with _open(args) as register:
         if args.status:
             status = sync_status(register)
             print(f"central store   {status['server'] or 'not set (fieldkit sync --server URL --token TOKEN)'}")
-            print(f"token           {'set' if register.sync_state().get('token') else 'not set'}")
+            print(f"token           {'set' if remembered_token(register) else 'not set'}")
             print(f"last sync       {status['last_sync_at'] or 'never'}")
             print(f"waiting         {status['waiting']} change{'s' if status['waiting'] != 1 else ''}")
             print(f"refused         {status['rejected']} (`fieldkit sync --rejected` lists them)")

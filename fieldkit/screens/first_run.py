@@ -20,9 +20,28 @@ from fieldkit.widgets.municipality_picker import MunicipalityPicker
 from fieldkit.widgets.field_input import FieldInput
 from fieldkit.widgets.app_header import AppHeader
 
-def settle_in(register: Register, name: str, municipalities: list[str]) -> None:
-    """Keep the answers in the real register; made-up issues never go into it (they have a register of their own)."""
+def settle_in(register: Register, name: str, municipalities: list[str], passphrase: str = "") -> str | None:
+    """Keep the answers in the real register (made-up issues never go into it: they have a register of their
+    own), and encrypt it if asked; returns the recovery key to show once when it was encrypted."""
     register.save_settings(name=name, municipalities=municipalities, first_run_done=True)
+    if passphrase:
+        from fieldkit.encryption import encrypt
+
+        return encrypt(register.store, passphrase)
+    return None
+
+
+def passphrase_problem(passphrase: str, again: str) -> str | None:
+    """What is wrong with the optional passphrase typed at first start, or None."""
+    from fieldkit.encryption import MIN_LENGTH
+
+    if not passphrase and not again:
+        return None
+    if len(passphrase) < MIN_LENGTH:
+        return f"A passphrase needs at least {MIN_LENGTH} characters (a few words are easiest to remember); or leave both empty"
+    if passphrase != again:
+        return "The two passphrases differ; type the same one twice"
+    return None
 
 
 class FirstRunScreen(Screen):
@@ -50,6 +69,11 @@ class FirstRunScreen(Screen):
             yield Label(f"Practise first? A separate practice register: {practice.ISSUES} made-up issues in your municipalities, "
                         "never sent to the central server; P switches back, and it can be thrown away.")
             yield Checkbox("Practise first", value=False, id="practice")
+            yield Label("Encrypt this laptop's register (optional): a passphrase, twice; leave empty to keep it unencrypted")
+            yield FieldInput(id="passphrase", password=True, placeholder="at least 8 characters; asked each time fieldkit starts",
+                             compact=True)
+            yield FieldInput(id="passphrase-again", password=True, placeholder="the same passphrase again", compact=True)
+            yield Static("", id="passphrase-problem", classes="problem")
             with Horizontal(id="buttons"):
                 yield Button("Start (ctrl+s)", id="start", variant="primary")
             with Vertical(id="working"):
@@ -77,18 +101,34 @@ class FirstRunScreen(Screen):
         picker = self.query_one(MunicipalityPicker)
         picker.commit()
         municipalities = list(picker.values)
+        passphrase = self.query_one("#passphrase", Input).value
+        wrong = passphrase_problem(passphrase, self.query_one("#passphrase-again", Input).value)
+        shown = self.query_one("#passphrase-problem", Static)
+        shown.display = bool(wrong)
+        if wrong:
+            shown.update(wrong)
+            self.query_one("#passphrase", Input).focus()
+            return
         practise = self.query_one("#practice", Checkbox).value
         self.query_one("#working").display = practise
         self.query_one("#start", Button).disabled = True
 
-        def done(_result: object) -> None:
+        def settled() -> None:
             app = self.app
             self.dismiss()
             if practise:
                 app.notify("Making the practice register…", timeout=4)
                 app.open_practice(name, municipalities)
 
-        self.app.write(lambda r: settle_in(r, name, municipalities), done, self._failed)
+        def done(recovery_key: str | None) -> None:
+            if recovery_key:  # shown once: the only way back in if the passphrase is forgotten
+                from fieldkit.screens.unlock import RecoveryKeyScreen
+
+                self.app.push_screen(RecoveryKeyScreen(recovery_key), lambda _: settled())
+                return
+            settled()
+
+        self.app.write(lambda r: settle_in(r, name, municipalities, passphrase), done, self._failed)
 
     def _failed(self, err: Exception) -> None:
         self.query_one("#working").display = False

@@ -21,7 +21,7 @@ from textual.widgets.option_list import Option
 from fieldkit.register import Register
 from fieldkit.safe_text import safe_for_terminal
 from fieldkit.screens.dashboard import sync_summary, when
-from fieldkit.sync import REFUSED_ADVICE, refused_summary
+from fieldkit.sync import REFUSED_ADVICE, refused_summary, remembered_token
 from fieldkit.widgets.field_input import FieldInput
 from fieldkit.widgets.key_footer import KeyFooter
 
@@ -34,7 +34,7 @@ NOT_AVAILABLE = "Sync is not available yet in this build of fieldkit (fieldkit.s
 def sync_settings(register: Register) -> tuple[str, str]:
     """The server and token the sync client remembers from its last contact (the server also from settings)."""
     state = register.sync_state()
-    return state.get("server") or register.settings().get("sync_server", ""), state.get("token") or ""
+    return state.get("server") or register.settings().get("sync_server", ""), remembered_token(register, state) or ""
 
 
 @dataclass(frozen=True)

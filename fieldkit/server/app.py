@@ -370,6 +370,23 @@ def create_app(db: Database | str | None = None, max_body: int = MAX_BODY_BYTES,
         """Who changed a record, from which laptop, and when: the audit trail (empty when out of your scope)."""
         return db.history(user, record_id)
 
+    @app.post("/admin/issues/{record_id}/forget-contact", response_model=PushReply, tags=["admin"],
+              responses={**{k: PROBLEMS[k] for k in (400, 401, 422, 503)},
+                         403: {"model": Problem, "description": "the account is not an administrator"},
+                         404: {"model": Problem, "description": "there is no such issue"}})
+    def forget_contact(
+        record_id: str = Path(pattern=RECORD_ID),
+        user: User = Depends(current_user),
+        db: Database = Depends(get_db),
+    ) -> dict[str, Any]:
+        """Erase an issue's community contact (POPIA) here and, at their next sync, on every laptop; administrators only."""
+        if not user.is_admin:
+            raise HTTPException(403, "only an administrator can erase a contact on the central store; ask one, or use `fieldkit forget-contact` on a laptop")
+        done = db.forget_contact(user, record_id)
+        if done is None:
+            raise HTTPException(404, "there is no such issue")
+        return done
+
     from fieldkit.server import files_api
 
     files_api.install(app, database, files)

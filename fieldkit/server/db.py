@@ -48,7 +48,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from fieldkit import merge
+from fieldkit import erasure, merge
 from fieldkit.bundles import STORE_KEY, Keys, PublicKey, b64, unb64
 from fieldkit.ids import is_record_id, new_id
 from fieldkit.protocol import CENTRAL_DEVICE, op_mark, state_ops
@@ -563,6 +563,7 @@ class Database:
             dirty: dict[str, int] = {}
             moved: set[str] = set()
             outside: list[dict[str, str]] = []
+            erased: set[str] = set()
             for op in fine:
                 op_id = op["op_id"]
                 if op_id in stored:
@@ -590,6 +591,9 @@ class Database:
                 if record.type == "issue" and before and record.municipality != before:
                     moved.add(record.record_id)
                 seq += 1
+                if erasure.is_erasure(op):
+                    erased.add(record.record_id)
+                op = erasure.scrub(op, record.state)  # a contact erased before this change arrived is not logged again
                 rows.append((seq, op_id, op["type"], op["id"], op["device"], op["author"], op["hlc"],
                              orjson.dumps(op).decode(), received_at, user.name, "change"))
                 stored.add(op_id)
@@ -599,6 +603,8 @@ class Database:
                 raise OutsideScope(outside)
             if moved:
                 seq = self._copy_moved(tx, moved, records, dirty, rows, seq, user, received_at)
+            if erased:
+                self._scrub_log(tx, {rid: records[rid].state for rid in erased})
             tx.many(
                 "INSERT INTO ops (seq, op_id, record_type, record_id, device, author, hlc, op, received_at, user_name, kind) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -626,6 +632,19 @@ class Database:
             "first_seq": first_seq + 1 if rows else None,
             "last_seq": seq,
         }
+
+    @staticmethod
+    def _scrub_log(tx: Tx, states: dict[str, dict[str, Any]]) -> None:
+        """An erased contact: blank the name and phone in every operation of the log that the erasure overruled."""
+        for record_id, state in states.items():
+            changed = []
+            for seq, text in tx.rows("SELECT seq, op FROM ops WHERE record_id = ?", (record_id,)):
+                op = orjson.loads(text)
+                scrubbed = erasure.scrub(op, state)
+                if scrubbed is not op:
+                    changed.append((orjson.dumps(scrubbed).decode(), seq))
+            if changed:
+                tx.many("UPDATE ops SET op = ? WHERE seq = ?", changed)
 
     def _copy_moved(self, tx: Tx, moved: set[str], records: dict[str, Record], dirty: dict[str, int],
                     rows: list[tuple], seq: int, user: User, received_at: str) -> int:
@@ -770,6 +789,24 @@ class Database:
                 [record_id, *params],
             )
         return Record(*row[:5], orjson.loads(row[5])) if row else None
+
+    def forget_contact(self, user: User, issue_id: str) -> dict[str, Any] | None:
+        """An administrator erases an issue's community contact (POPIA): an erasure and a timeline note,
+        stored like a laptop's changes so every laptop applies them at its next sync; None when there is no such issue."""
+        from fieldkit.hlc import Clock
+        from fieldkit.model import now_iso
+
+        record = self.record(user, issue_id)
+        if record is None or record.type != "issue":
+            return None
+        stamps = [*record.state["stamps"].values(), *record.state["seen"].values()]
+        clock = Clock(CENTRAL_DEVICE, max(stamps, default=None))
+        base = {"type": "issue", "id": issue_id, "device": CENTRAL_DEVICE, "author": user.name}
+        erase = erasure.erase_fields({**base, "op_id": new_id(), "hlc": clock.tick()})
+        at = now_iso()
+        note = {**base, "op_id": new_id(), "type": "note", "id": new_id(shard=issue_id[-1]), "hlc": clock.tick(), "seen": {},
+                "fields": {"issue_id": issue_id, "text": erasure.erased_note(user.name, at), "author": user.name, "at": at}}
+        return self.push(user, [erase, note])
 
     def children(self, user: User, issue_id: str) -> list[Record]:
         """An issue's notes, follow-up actions and status changes (empty when out of scope)."""

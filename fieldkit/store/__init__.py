@@ -92,6 +92,7 @@ class Store:
         if legacy.is_legacy(self.home):
             legacy.migrate(self.home, self.backups)
         self.db = Database(self.home, self.backups.newest)
+        self._check_codec()
         if not self.db.read_only:
             self.backups.clean_leftovers()
         self._listeners: list[Listener] = []
@@ -119,6 +120,17 @@ class Store:
 
         return Blobs(self.home, self.codec)
 
+    def _check_codec(self) -> None:
+        """An encrypted register opened without its key: say so, rather than call every row damaged."""
+        found = self.db.rows("SELECT value FROM meta WHERE key = 'codec'")
+        sealed = bool(found) and found[0][0] == "sealed"
+        if sealed and self.codec.searchable:
+            self.db.close()
+            from fieldkit.store.sealing import Locked
+
+            raise Locked(f"The register in {self.home} is encrypted: give its passphrase "
+                         "(FIELDKIT_PASSPHRASE, the OS keyring, or run fieldkit in a terminal to be asked)")
+
     # -- TinyDB's document API ---------------------------------------------------------
 
     def table(self, name: str):
@@ -141,7 +153,7 @@ class Store:
         try:
             unseal = self.codec.unseal
             return orjson.loads(unseal(doc)), (orjson.loads(unseal(merge)) if merge else None)
-        except orjson.JSONDecodeError:
+        except ValueError:  # not JSON, or a sealed value that does not open
             raise self.db.corrupt(self.db.path, f"{kind} {record_id} does not read back") from None
 
     def get(self, kind: str, record_id: str) -> dict[str, Any] | None:
@@ -267,7 +279,7 @@ class Store:
             return
         seq = self.db.next_seq
         seal = self.codec.seal
-        rows, lines, gone = [], [], []
+        rows, lines, gone, plain_lines = [], [], [], []
         for (kind, record_id), (doc, merge, line, finish) in self._staged.items():
             if finish is not None:
                 merge, line = finish()
@@ -280,6 +292,7 @@ class Store:
             rows.append((kind, record_id, parent, seq, doc_bytes, merge_bytes, checksum(doc_bytes, merge_bytes)))
             if line is not None:
                 lines.append(line_row(record_id, *line, seal=None if self.codec.searchable else seal))
+                plain_lines.append((record_id, line[3]))
         ops = []
         for op in self._staged_ops:
             payload = seal(orjson.dumps(op))
@@ -294,6 +307,10 @@ class Store:
         if gone:
             self.db.write_many("DELETE FROM record WHERE kind = ? AND id = ?", gone)
             self.db.write_many("DELETE FROM issue_line WHERE id = ?", [(record_id,) for _, record_id in gone])
+        if not self.codec.searchable and (plain_lines or gone):
+            from fieldkit.store import sealed_lines
+
+            sealed_lines.update(self.db, self.codec, plain_lines, [record_id for kind, record_id in gone if kind == "issue"])
         if ops:
             self.db.write_many("INSERT OR REPLACE INTO outbox(op_id, record_id, state, reason, op, crc) VALUES (?, ?, ?, ?, ?, ?)", ops)
 
@@ -357,7 +374,10 @@ class Store:
     def _op(self, op_id: str, payload: bytes, crc: int) -> dict[str, Any]:
         if checksum(payload) != crc:
             raise self.db.corrupt(self.db.path, f"the unsent change {op_id} does not match its checksum")
-        return orjson.loads(self.codec.unseal(payload))
+        try:
+            return orjson.loads(self.codec.unseal(payload))
+        except ValueError:
+            raise self.db.corrupt(self.db.path, f"the unsent change {op_id} does not read back") from None
 
     def outbox(self, state: str, limit: int | None = None) -> list[tuple[dict[str, Any], str]]:
         """Operations in one state, oldest first (ids are time-ordered), with their reasons."""
@@ -366,7 +386,16 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params += (limit,)
-        return [(self._op(op_id, payload, crc), reason) for op_id, payload, crc, reason in self._read().rows(sql, params)]
+        return [(self._op(op_id, payload, crc), self._reason(reason)) for op_id, payload, crc, reason in self._read().rows(sql, params)]
+
+    def _reason(self, stored: str | bytes) -> str:
+        """A refusal reason as the central store wrote it (sealed like the rest: it may quote a value)."""
+        if isinstance(stored, str):
+            return stored
+        try:
+            return self.codec.unseal(stored).decode("utf-8")
+        except ValueError:
+            raise self.db.corrupt(self.db.path, "a refusal reason does not read back") from None
 
     def outbox_count(self, state: str) -> int:
         return self._read().rows("SELECT count(*) FROM outbox WHERE state = ?", (state,))[0][0]
@@ -394,8 +423,9 @@ class Store:
 
     def mark(self, marks: dict[str, tuple[str, str]]) -> None:
         """Set the state and reason of operations: ``{op_id: (state, reason)}``."""
+        seal = (lambda text: text) if self.codec.searchable else (lambda text: self.codec.seal(text.encode("utf-8")) if text else "")
         self._read().write_many("UPDATE outbox SET state = ?, reason = ? WHERE op_id = ?",
-                           ((state, reason, op_id) for op_id, (state, reason) in marks.items()))
+                           ((state, seal(reason), op_id) for op_id, (state, reason) in marks.items()))
 
     # -- the lookup lines ------------------------------------------------------------------
 
@@ -416,6 +446,9 @@ class Store:
                 chunk = wanted[start:start + 500]
                 found += self._read().rows(
                     f"SELECT {columns} FROM issue_line l WHERE {column} IN ({','.join('?' * len(chunk))})", chunk)
+        elif not self.codec.searchable and needle is not None:
+            yield from self._searched_sealed_lines(needle)
+            return
         elif needle is not None and self.codec.searchable and len(needle) >= 3 and not set(needle) & set("%_\\"):
             found = self._read().stream(  # the trigram index: any part of a word, without reading every line
                 f"SELECT {columns} FROM issue_text JOIN issue_line l ON l.rowid = issue_text.rowid "
@@ -424,15 +457,38 @@ class Store:
             found = self._read().stream(f"SELECT {columns} FROM issue_line l WHERE instr(l.words, ?) > 0", (needle,))
         else:
             found = self._read().stream(f"SELECT {columns} FROM issue_line l")
+        if not self.codec.searchable:
+            yield from self._unsealed_lines(((record_id, line, crc) for record_id, line, _, crc in found), None)
+            return
         for record_id, line, words, crc in found:
             if checksum(line, words) != crc:
                 raise self.db.corrupt(self.db.path, f"the lookup line of issue {record_id} does not match its checksum")
-            if not self.codec.searchable:
-                text = self.codec.unseal(line).decode("utf-8")
-                if needle is None or needle in text.rpartition("\t")[2]:
-                    yield text
-            else:
-                yield f"{line}\t{words}"
+            yield f"{line}\t{words}"
+
+    def _unsealed_lines(self, found: Iterable[tuple[str, bytes, int]], needle: str | None) -> Iterator[str]:
+        """Sealed lines cannot be searched by SQLite: open each and look for ``needle`` here."""
+        unseal = self.codec.unseal
+        for record_id, sealed, crc in found:
+            if checksum(sealed) != crc:
+                raise self.db.corrupt(self.db.path, f"the lookup line of issue {record_id} does not match its checksum")
+            try:
+                line = unseal(sealed).decode("utf-8")
+            except ValueError:
+                raise self.db.corrupt(self.db.path, f"the lookup line of issue {record_id} does not read back") from None
+            if needle is None or needle in line:
+                yield line
+
+    def _searched_sealed_lines(self, needle: str | None) -> Iterator[str]:
+        """A search of an encrypted register: a bucket of lines opened at a time (``sealed_lines.py``).
+
+        Each bucket is sealed with AES-GCM, whose tag already refuses a changed byte.
+        """
+        from fieldkit.store import sealed_lines
+
+        try:
+            yield from sealed_lines.search(self._read(), self.codec, needle)
+        except ValueError:
+            raise self.db.corrupt(self.db.path, "a bucket of lookup lines does not read back") from None
 
     def refs_starting(self, prefix: str, limit: int) -> list[str]:
         upper = prefix.upper()
