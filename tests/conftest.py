@@ -45,3 +45,19 @@ def fieldkit(home: Path):
         return run_fieldkit(home, *args, **kwargs)
 
     return run
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The app's tests run on asyncio, as Textual does."""
+    return "asyncio"
+
+
+@pytest.fixture
+def fixed(home: Path, monkeypatch: pytest.MonkeyPatch):
+    """A small register with a fixed 'today', for the app's tests (Textual is imported only by them)."""
+    from test_app_helpers import fixed_register
+
+    register = fixed_register(home, monkeypatch)
+    yield register
+    register.close()

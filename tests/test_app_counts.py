@@ -10,21 +10,9 @@ import pytest
 
 from fieldkit.register import Register
 from fieldkit.widgets.register_list import RegisterList
-from test_app_helpers import app_on, fixed_register, screen_text, settle
+from test_app_helpers import app_on, screen_text, settle
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def fixed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Register:
-    register = fixed_register(home, monkeypatch)
-    yield register
-    register.close()
 
 
 async def test_a_district_counts_with_its_local_municipalities_on_the_dashboard(fixed: Register) -> None:

@@ -23,23 +23,11 @@ from fieldkit.screens.help import HelpScreen
 from fieldkit.screens.issue import IssueScreen
 from fieldkit.screens.register import RegisterScreen
 from fieldkit.widgets.register_list import RegisterList
-from test_app_helpers import TODAY, app_on, fixed_register, screen_text, settle
+from test_app_helpers import TODAY, app_on, screen_text, settle
 
 SIZE = (100, 30)
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def fixed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Register:
-    register = fixed_register(home, monkeypatch)
-    yield register
-    register.close()
 
 
 def rendered(renderable) -> str:

@@ -16,24 +16,12 @@ from textual.widgets._select import SelectCurrent
 
 from fieldkit.app import THEMES
 from fieldkit.register import Register
-from test_app_helpers import app_on, fixed_register, settle
+from test_app_helpers import app_on, settle
 
 pytestmark = pytest.mark.anyio
 
 #: How far apart (in RGB) the focused and unfocused fill must be after the 256-colour palette.
 CLEARLY_APART = 60
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def fixed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Register:
-    register = fixed_register(home, monkeypatch)
-    yield register
-    register.close()
 
 
 def in_256_colours(color: Color | None) -> tuple[int, int, int]:

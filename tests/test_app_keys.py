@@ -15,23 +15,11 @@ from fieldkit.app import FieldkitApp
 from fieldkit.register import Register
 from fieldkit.screens.dashboard import DashboardScreen
 from fieldkit.screens.register import RegisterScreen
-from test_app_helpers import app_on, fixed_register, settle
+from test_app_helpers import app_on, settle
 
 SIZE = (100, 30)
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def fixed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Register:
-    register = fixed_register(home, monkeypatch)
-    yield register
-    register.close()
 
 
 #: Each place in the app, and the keys that reach it from the dashboard just after start.

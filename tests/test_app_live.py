@@ -14,24 +14,12 @@ import pytest
 
 from fieldkit.register import Register
 from conftest import run_fieldkit
-from test_app_helpers import app_on, fixed_register, screen_text, settle
+from test_app_helpers import app_on, screen_text, settle
 
 pytestmark = pytest.mark.anyio
 
 #: A person notices "a second or two"; the app looks every second.
 WITHIN_S = 3.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def fixed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Register:
-    register = fixed_register(home, monkeypatch)
-    yield register
-    register.close()
 
 
 async def add_from_the_command_line(home: Path, title: str) -> None:

@@ -25,11 +25,6 @@ SIZE = (100, 30)
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def first_run_with_practice(pilot) -> None:
     app = pilot.app
     await pilot.pause()

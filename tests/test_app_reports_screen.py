@@ -17,11 +17,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def demo(home: Path) -> Register:
     register = Register.open(home)
     load_demo(register, issues=245, municipalities=["BUF", "EC121", "EC122"])

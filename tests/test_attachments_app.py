@@ -12,23 +12,11 @@ from fieldkit.screens.attach import AttachScreen
 from fieldkit.screens.dialogs import ConfirmScreen
 from fieldkit.screens.issue import IssueScreen
 from photo_files import phone_photo
-from test_app_helpers import app_on, fixed_register, screen_text, settle
+from test_app_helpers import app_on, screen_text, settle
 
 SIZE = (110, 36)
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def fixed(home: Path, monkeypatch: pytest.MonkeyPatch) -> Register:
-    register = fixed_register(home, monkeypatch)
-    yield register
-    register.close()
 
 
 def test_a_dropped_or_pasted_path_is_read_as_the_file_it_names(tmp_path: Path) -> None:

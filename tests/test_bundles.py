@@ -130,12 +130,12 @@ def test_a_receipt_leaves_the_laptop_as_an_online_sync_would(central, tmp_path: 
 
     before = len(server_log(central.db_url))
     made = bundle_sync.make_bundle(laptop)
-    assert made.changes == 2
+    assert made.changes == 3  # the edit, its line in the timeline, the note
     outcome = at_store(central, made.data)
-    assert outcome.stored == 2 and not outcome.rejected and outcome.due == 2
+    assert outcome.stored == 3 and not outcome.rejected and outcome.due == 3
     old_receipt = outcome.receipt
     taken = bundle_sync.take_in(laptop, outcome.receipt)
-    assert taken.acknowledged == 2 and taken.cursor_moved
+    assert taken.acknowledged == 3 and taken.cursor_moved
     assert laptop.waiting_count() == 0
     synced(twin, central)
 
@@ -305,12 +305,12 @@ def test_two_laptops_swap_bundles_then_sync_and_nothing_arrives_twice(central, t
 
     # Sipho's edit and note wait for Thandi's issue at the store: carried by hand they are deferred, then go through
     early = at_store(central, to_thandi.data)
-    assert len(early.deferred) == 2 and early.stored == 0
+    assert len(early.deferred) == 3 and early.stored == 0  # the edit, its line in the timeline, the note
     bundle_sync.take_in(sipho, early.receipt)
-    assert sipho.waiting_count() == 2
+    assert sipho.waiting_count() == 3
     synced(thandi, central)
     late = at_store(central, bundle_sync.make_bundle(sipho).data)
-    assert late.stored == 2 and not late.deferred
+    assert late.stored == 3 and not late.deferred
     bundle_sync.take_in(sipho, late.receipt)
     at_store(central, to_sipho.data)  # carried on to the store by hand as well: already there
     synced(sipho, central)
@@ -318,7 +318,7 @@ def test_two_laptops_swap_bundles_then_sync_and_nothing_arrives_twice(central, t
     for device in (thandi.device_id, sipho.device_id):
         held = device_ops(central.db_url, device)
         assert len(held) == len(set(held))
-    assert len(device_ops(central.db_url, thandi.device_id)) == 2 and len(device_ops(central.db_url, sipho.device_id)) == 2
+    assert len(device_ops(central.db_url, thandi.device_id)) == 3 and len(device_ops(central.db_url, sipho.device_id)) == 3
     store = server_states(central.db_url)
     assert laptop_states(thandi) == laptop_states(sipho) == {k: v for k, v in store.items() if k in laptop_states(thandi)}
     assert thandi.waiting_count() == sipho.waiting_count() == 0

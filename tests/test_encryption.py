@@ -165,11 +165,6 @@ def test_unlocking_takes_under_half_a_second(tmp_path: Path) -> None:
     assert time.perf_counter() - started < 0.5
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_the_app_asks_for_the_passphrase_at_start_and_says_when_it_is_wrong(tmp_path: Path) -> None:
     from textual.widgets import Static
@@ -211,7 +206,7 @@ async def test_first_start_in_the_app_can_encrypt_the_register_and_shows_the_rec
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press(*"Thandi Mokoena", "enter", *"mbhashe", "enter")
-        app.screen.query_one("#demo", Checkbox).value = False
+        app.screen.query_one("#practice", Checkbox).value = False
         app.screen.query_one("#passphrase", Input).value = "short"
         await pilot.press("ctrl+s")
         await pilot.pause()

@@ -21,11 +21,6 @@ REFUSED = 12
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def laptop(home: Path, db_url: str, serve):  # noqa: F811
     server = serve(db_url)
     token = add_user(db_url, "thandi", role="facilitator", municipalities=("EC121",))
