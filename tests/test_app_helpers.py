@@ -116,9 +116,15 @@ def app_on(register: Register) -> FieldkitApp:
 
 async def settle(pilot: Any, rounds: int = 3) -> None:
     """Let workers finish and their results reach the screen (a result may start another worker)."""
+    from textual.widgets import DirectoryTree
+
     for _ in range(rounds):
+        # A folder tree's loader waits for folders to open for as long as the tree is shown: not waited for
+        # (and an empty list would make Textual wait for every worker).
+        waited = [worker for worker in pilot.app.workers if not isinstance(worker.node, DirectoryTree)]
         try:
-            await pilot.app.workers.wait_for_complete()
+            if waited:
+                await pilot.app.workers.wait_for_complete(waited)
         except WorkerCancelled:
             pass  # replaced by a newer one of its group, which is waited for next round
         await pilot.pause()
