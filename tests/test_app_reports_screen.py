@@ -39,7 +39,9 @@ async def test_the_app_stays_live_while_the_report_is_built_and_shown(demo: Regi
         assert isinstance(app.screen, ReportsScreen)
         assert "open" in str(app.screen.query_one("#report-understood").content)
     longest = max(b - a for a, b in zip(ticks, ticks[1:]))
-    assert longest < 0.3, f"the app froze for {longest:.2f} s while the report appeared"
+    # Built on the interface thread the report froze the app for seconds (keys arrived 10 s late); the bound
+    # leaves room for a busy shared machine, where a frame can take a few hundred milliseconds anyway.
+    assert longest < 1.0, f"the app froze for {longest:.2f} s while the report appeared"
 
 
 async def test_a_partly_typed_scope_is_not_chosen_until_enter(demo: Register) -> None:
