@@ -211,14 +211,10 @@ def cmd_bundle_show(args: argparse.Namespace) -> int:
 
 
 def _database(args: argparse.Namespace):
-    from fieldkit.server.db import Database, DatabaseError
+    """The central store's database, as `fieldkit serve` opens it."""
+    from fieldkit.commands.sync import _database as central_database
 
-    try:
-        database = Database(args.db)
-        database.migrate()
-    except DatabaseError as err:
-        raise CommandError(str(err)) from None
-    return database
+    return central_database(args)
 
 
 def cmd_server_bundle_in(args: argparse.Namespace) -> int:
