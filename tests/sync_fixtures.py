@@ -79,6 +79,22 @@ def drop_pg_schema(name: str) -> None:
         conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
+def fresh_database(backend: str, tmp: Path) -> tuple[Database, Any]:
+    """An empty, migrated central database on ``backend``, and a function that closes and removes it."""
+    if backend == "sqlite":
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(dir=tmp))
+        database = Database(f"sqlite:///{folder / 'central.sqlite3'}")
+        database.migrate()
+        return database, lambda: (database.close(), shutil.rmtree(folder, ignore_errors=True))
+    name, url = new_pg_schema()
+    database = Database(url)
+    database.migrate()
+    return database, lambda: (database.close(), drop_pg_schema(name))
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     name, url = new_pg_schema()

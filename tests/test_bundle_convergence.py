@@ -31,7 +31,7 @@ from fieldkit.server.db import Database
 from fieldkit.server.relay import Relay, bundle_for_national, take_national_receipt, trust_national
 from fieldkit.sync import sync
 from fieldkit.transport import Transport
-from sync_fixtures import BACKENDS, FaultyTransport, ThreadServer, core, drop_pg_schema, laptop_states, need_postgres, new_pg_schema, open_laptop
+from sync_fixtures import BACKENDS, FaultyTransport, ThreadServer, core, fresh_database, laptop_states, need_postgres, open_laptop
 
 MUNICIPALITIES = ("EC121", "BUF")
 WORDS = st.text(alphabet="abcdefghij klmnop", min_size=1, max_size=10).filter(lambda t: t.strip())
@@ -52,15 +52,7 @@ class World:
     tmp: Path
 
     def new_database(self) -> tuple[Database, Any]:
-        if self.backend == "sqlite":
-            folder = Path(tempfile.mkdtemp(dir=self.tmp))
-            database = Database(f"sqlite:///{folder / 'central.sqlite3'}")
-            database.migrate()
-            return database, lambda: (database.close(), shutil.rmtree(folder, ignore_errors=True))
-        name, url = new_pg_schema()
-        database = Database(url)
-        database.migrate()
-        return database, lambda: (database.close(), drop_pg_schema(name))
+        return fresh_database(self.backend, self.tmp)
 
 
 WORLD = World()

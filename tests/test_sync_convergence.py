@@ -34,10 +34,9 @@ from sync_fixtures import (
     FaultyTransport,
     ThreadServer,
     core,
-    drop_pg_schema,
+    fresh_database,
     laptop_states,
     need_postgres,
-    new_pg_schema,
     open_laptop,
 )
 
@@ -63,15 +62,7 @@ class World:
     tmp: Path
 
     def new_database(self) -> tuple[Database, Any]:
-        if self.backend == "sqlite":
-            folder = Path(tempfile.mkdtemp(dir=self.tmp))
-            database = Database(f"sqlite:///{folder / 'central.sqlite3'}")
-            database.migrate()
-            return database, lambda: (database.close(), shutil.rmtree(folder, ignore_errors=True))
-        name, url = new_pg_schema()
-        database = Database(url)
-        database.migrate()
-        return database, lambda: (database.close(), drop_pg_schema(name))
+        return fresh_database(self.backend, self.tmp)
 
 
 WORLD = World()
