@@ -257,11 +257,6 @@ class Store:
         if len(self._staged) >= STAGE_LIMIT:
             self._flush()  # still inside the transaction: a long import holds a few thousand records, not all
 
-    def put_many(self, records: Iterable[tuple[str, str, dict[str, Any], dict[str, Any] | None, "LookupLine | None"]]) -> None:
-        with self.db.transaction():
-            for kind, record_id, doc, merge, line in records:
-                self.put(kind, record_id, doc, merge, line)
-
     def staged_finish(self, kind: str, record_id: str) -> "Finish | None":
         """The ``finish`` a record was staged with in this transaction, if any."""
         staged = self._staged.get((kind, record_id))
