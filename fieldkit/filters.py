@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from sys import intern
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
@@ -153,10 +154,11 @@ def row_from_line(line: str) -> IssueRow:
     columns += [""] * (18 - len(columns))
     (issue_id, ref, municipality, province, district, ward, sector, category, title, severity, status,
      responsible, created_at, updated_at, lat, lon, deleted, haystack) = columns[:18]
+    shared = intern  # the few values many issues have (municipality, status, ...) are held once, not once a row
     return IssueRow(
-        issue_id, ref, municipality, province, district, _number(ward, int), sector, category,
-        title, severity, status, responsible, created_at, updated_at, _number(lat, float),
-        _number(lon, float), deleted == "1", haystack,
+        issue_id, ref, shared(municipality), shared(province), shared(district), _number(ward, int), shared(sector),
+        shared(category), title, shared(severity), shared(status), shared(responsible), created_at, updated_at,
+        _number(lat, float), _number(lon, float), deleted == "1", haystack,
     )
 
 

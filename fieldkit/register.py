@@ -66,6 +66,7 @@ class Register:
         self._author = author
         self._settings_author: str | None = None
         self._index: IssueIndex | None = None
+        self._unsynced: tuple[set[str], tuple[int, int]] | None = None
         self.restored = False
         self._replica: dict[str, Any] = {}
         self._replica_read = -1
@@ -515,7 +516,21 @@ class Register:
         return self.store.outbox_count("pending")
 
     def unsynced_record_ids(self) -> set[str]:
-        return self.store.outbox_record_ids()
+        """Every record with a change not yet acknowledged by the central store.
+
+        Read whole once, then only what was queued since (an outbox of a whole province
+        takes most of a second to read, and the app asks after every save). The set
+        handed out is never changed afterwards: a new one is made when records join it.
+        """
+        since = self.store.outbox_record_ids_since(self._unsynced[1]) if self._unsynced is not None else None
+        if since is None:
+            mark = self.store.outbox_mark()
+            self._unsynced = self.store.outbox_record_ids(), mark
+        elif since[0] - self._unsynced[0]:
+            self._unsynced = self._unsynced[0] | since[0], since[1]
+        else:
+            self._unsynced = self._unsynced[0], since[1]
+        return self._unsynced[0]
 
     def acknowledge(self, op_ids: Iterable[str], rejected: dict[str, str] | None = None) -> None:
         """Drop acknowledged operations from the outbox and mark rejected ones, in one write."""

@@ -76,3 +76,38 @@ def test_two_laptops_and_one_store_end_in_the_same_register(db_url: str, serve, 
     refused = fieldkit(thandi_home, "sync", ok=False)
     assert refused.returncode == 1 and "the account thandi has been revoked" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_the_not_yet_sent_marks_follow_saves_syncs_and_other_terminals(serve, tmp_path: Path) -> None:
+    """The app asks which records are not yet sent after every save; it reads only what was queued since,
+    and still sees what another terminal's sync sent and what its saves queued."""
+    from sync_fixtures import add_user
+
+    from fieldkit.register import Register
+
+    db = f"sqlite:///{tmp_path / 'central.sqlite3'}"
+    server = serve(db)
+    token = add_user(db, "thandi", "facilitator", ("EC121",))
+    home = tmp_path / "thandi"
+
+    def ids(*refs: str) -> set[str]:
+        return {json.loads(fieldkit(home, "show", ref, "--json").stdout)["id"] for ref in refs}
+
+    refused = fieldkit(home, "add", "--municipality", "BUF", "--sector", "roads", "--title", "Outside her scope").stdout.split()[0]
+    with Register.open(home, author="Thandi") as app_register:  # held open, as the app holds it
+        first = app_register.create_issue({"municipality": "EC121", "sector": "water", "title": "Burst main at Dutywa"})
+        assert app_register.unsynced_record_ids() == ids(refused) | {first["id"]}
+
+        fieldkit(home, "sync", "--server", server.url, "--token", token)  # sends the first; BUF is refused and stays
+        later = fieldkit(home, "add", "--municipality", "EC121", "--sector", "roads", "--title", "Bridge washed away").stdout.split()[0]
+        app_register.refresh()
+        assert app_register.unsynced_record_ids() == ids(refused, later)
+
+        note = app_register.add_note(first["id"], "The WSA promised a team on Monday")
+        assert app_register.unsynced_record_ids() == ids(refused, later) | {note["id"]}
+
+        fieldkit(home, "forget-contact", later)  # rebuilds the file, numbering its rows anew
+        fieldkit(home, "note", later, "Contact asked to be removed")
+        app_register.refresh()
+        with Register.open(home) as fresh:
+            assert app_register.unsynced_record_ids() == fresh.unsynced_record_ids()

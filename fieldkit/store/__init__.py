@@ -400,6 +400,23 @@ class Store:
             return {r[0] for r in self._read().rows("SELECT DISTINCT record_id FROM outbox")}
         return {r[0] for r in self._read().rows("SELECT DISTINCT record_id FROM outbox WHERE state = ?", (state,))}
 
+    def outbox_mark(self) -> tuple[int, int]:
+        """Where the outbox stands: how many times operations have left it, and its newest row.
+
+        Operations only leave the outbox through ``unqueue``, which counts it; rows are
+        numbered upwards, so while the count holds, what was queued since a mark is
+        exactly the rows after it.
+        """
+        found = self._read().rows("SELECT (SELECT value FROM meta WHERE key = 'outbox_cut'), (SELECT max(rowid) FROM outbox)")[0]
+        return int(found[0] or 0), int(found[1] or 0)
+
+    def outbox_record_ids_since(self, mark: tuple[int, int]) -> tuple[set[str], tuple[int, int]] | None:
+        """The records of operations queued after ``mark``, and the new mark; None when some have left since."""
+        now = self.outbox_mark()
+        if now[0] != mark[0] or now[1] < mark[1]:
+            return None
+        return {r[0] for r in self._read().rows("SELECT DISTINCT record_id FROM outbox WHERE rowid > ?", (mark[1],))}, now
+
     def outbox_states(self, op_ids: Iterable[str]) -> dict[str, str]:
         wanted = list(op_ids)
         found: dict[str, str] = {}
@@ -411,6 +428,12 @@ class Store:
 
     def unqueue(self, op_ids: Iterable[str]) -> None:
         self._read().write_many("DELETE FROM outbox WHERE op_id = ?", ((op_id,) for op_id in op_ids))
+        self.outbox_cut()
+
+    def outbox_cut(self) -> None:
+        """Count that operations left the outbox or its rows were renumbered (see ``outbox_mark``)."""
+        self.db.write("INSERT INTO meta VALUES ('outbox_cut', '1') "
+                      "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
     def give_back_space(self) -> None:
         """After a sync emptied the outbox: give the freed space back (not inside a transaction)."""

@@ -273,6 +273,7 @@ def reseal(store: Any, new_codec: Any) -> None:
 
 def vacuum(store: Any) -> None:
     """Rebuild the file so no free page still holds the bytes of rows rewritten."""
+    store.outbox_cut()  # VACUUM may number the outbox's rows anew
     try:
         with store.db._lock:
             store.db.conn.execute("VACUUM")
