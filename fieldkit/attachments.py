@@ -169,6 +169,35 @@ def shown_copy(record: dict[str, Any]) -> str:
     return record.get("reduced_sha256") or record["sha256"]
 
 
+def is_here(register, record: dict[str, Any]) -> bool:
+    """Whether the copy an attachment is shown from is on this laptop (sync brings it when not)."""
+    return register.store.blobs.has(shown_copy(record))
+
+
+def is_photo(record: dict[str, Any]) -> bool:
+    return record.get("media_type") in IMAGE_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoBytes:
+    """The bytes of the best copy of a photo this laptop has for the screen, and which copy they are."""
+
+    data: bytes | None  # None when no copy of the photo is on this laptop yet
+    copy: str  # "reduced", "original" or "thumbnail"; "" when there is none
+
+
+def photo_to_show(register, record: dict[str, Any]) -> PhotoBytes:
+    """The reduced copy (the original when the photo is its own reduced copy), else the original, else
+    the thumbnail: read through the store, so a sealed register's files are opened in memory and checked."""
+    blobs = register.store.blobs
+    candidates = [("reduced", record.get("reduced_sha256")), ("original", record.get("sha256")),
+                  ("thumbnail", record.get("thumb_sha256"))]
+    for copy, sha in candidates:
+        if sha and blobs.has(sha):
+            return PhotoBytes(blobs.get(sha), copy)
+    return PhotoBytes(None, "")
+
+
 def describe(record: dict[str, Any]) -> str:
     """One line for an attachment: name, kind, size, caption."""
     kind = model.ATTACHMENT_TYPES.get(record.get("media_type", ""), "file")

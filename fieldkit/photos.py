@@ -135,3 +135,22 @@ def read_photo(data: bytes, media_type: str) -> Photo:
         reduced = _jpeg(copy, REDUCED_QUALITY)
     image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return Photo(width, height, taken_at, lat, lon, reduced, _jpeg(image, THUMB_QUALITY))
+
+
+def for_screen(data: bytes, longest: int):
+    """A stored copy of a photo decoded for showing in a terminal: upright, RGB, at most ``longest``
+    pixels on its long side (a terminal never shows more, and every repaint rescales it)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    _heif()
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.draft("RGB", (longest, longest))
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise NotAnImage(str(err)) from None
+    image = ImageOps.exif_transpose(image)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    image.thumbnail((longest, longest), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return image

@@ -13,6 +13,7 @@ was resolved on the 4th for the people in the meeting.
 from __future__ import annotations
 
 import html
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -360,7 +361,7 @@ def compute(inputs: ReportInputs, scope: Scope, since: date, today: date, limit:
     live = [v for v in inputs.issues if not v.get("deleted")]
     photos = [
         PhotoLine(values.get("ref", ""), values.get("title", ""), a.get("caption", ""), a.get("name", ""),
-                  (a.get("taken_at") or a.get("at") or "")[:10], inputs.thumbnails.get(a.get("thumb_sha256", "")))
+                  str(local_day(a.get("taken_at") or a.get("at")) or ""), inputs.thumbnails.get(a.get("thumb_sha256", "")))
         for values in sorted(open_issues, key=lambda v: (list(model.SEVERITIES).index(v["severity"]) if v.get("severity") in model.SEVERITIES else 9,
                                                          v.get("ref", "")))
         for a in inputs.attachments.get(values["id"], []) if a.get("thumb_sha256")
@@ -719,7 +720,7 @@ PAGE_CSS = """
 :root { --ink: #1d2733; --muted: #5b6876; --rule: #d5dce3; --head: #eef2f6; }
 * { box-sizing: border-box; }
 body { font-family: "DejaVu Sans", "Segoe UI", Arial, sans-serif; color: var(--ink); font-size: 10pt;
-       line-height: 1.35; margin: 0 auto; max-width: 190mm; padding: 10mm 0; }
+       line-height: 1.35; margin: 0 auto; max-width: 190mm; padding: 10mm 4mm; }
 h1 { font-size: 17pt; margin: 0 0 2mm; }
 h2 { font-size: 12.5pt; margin: 7mm 0 2mm; padding-bottom: 1mm; border-bottom: 1.5px solid var(--ink);
      break-after: avoid; page-break-after: avoid; }
@@ -748,16 +749,24 @@ footer { margin-top: 8mm; color: var(--muted); font-size: 8pt; border-top: 1px s
   body { max-width: none; padding: 0; }
   a { color: inherit; text-decoration: none; }
 }
-.photos{display:flex;flex-wrap:wrap;gap:8px}
-.photos figure{margin:0;width:200px;break-inside:avoid}
-.photos img{max-width:200px;max-height:160px;display:block;border:1px solid #ccc}
-.photos figcaption{font-size:9pt}
-.photos .nothumb{width:200px;height:60px;background:#eee;color:#666;font-size:9pt;display:flex;align-items:center;justify-content:center}
+.photos { display: grid; grid-template-columns: repeat(auto-fill, minmax(38mm, 1fr)); gap: 3mm 2.5mm; }
+.photos figure { margin: 0; break-inside: avoid; page-break-inside: avoid; }
+.photos img, .photos .nothumb { display: block; box-sizing: border-box; width: 100%; aspect-ratio: 4 / 3;
+  object-fit: contain; background: #f2f2f2; border: 1px solid var(--rule); }
+.photos .nothumb { display: flex; align-items: center; justify-content: center; text-align: center;
+  padding: 2mm; color: var(--muted); font-size: 8.5pt; font-style: italic; }
+.photos figcaption { font-size: 8.5pt; margin-top: 1mm; }
+.date { white-space: nowrap; }
 """
 
 
 def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
+
+
+def unbroken_dates(text: str) -> str:
+    """Dates kept on one line: a narrow card broke "2026-11-02" after its second hyphen."""
+    return re.sub(r"\b(\d{4}-\d{2}-\d{2})\b", r'<span class="date">\1</span>', text)
 
 
 def _clip(text: str, length: int) -> str:
@@ -852,7 +861,7 @@ def render_html(data: ReportData) -> str:
     t = data.totals
     alert = {"Critical and open", "Escalated", "Follow-up actions overdue"}
     cards = "".join(
-        f'<div class="card{" alert" if label in alert and value else ""}"><b>{value}</b><span>{esc(label)}</span></div>'
+        f'<div class="card{" alert" if label in alert and value else ""}"><b>{value}</b><span>{unbroken_dates(esc(label))}</span></div>'
         for label, value in headline(data)
     )
     body = [
@@ -1000,7 +1009,7 @@ def _photos_html(data: ReportData) -> str:
         if photo.thumbnail:
             image = f'<img alt="{esc(photo.caption or photo.name)}" src="data:image/jpeg;base64,{base64.b64encode(photo.thumbnail).decode()}">'
         else:
-            image = '<div class="nothumb">not on this laptop yet</div>'
+            image = '<div class="nothumb">The photo was not yet on this laptop when the report was made</div>'
         caption = esc(photo.caption) + "<br>" if photo.caption else ""
         figures.append(f"<figure>{image}<figcaption>{caption}<b>{esc(photo.ref)}</b> {esc(_clip(photo.title, 60))}"
                        f'<span class="sub">{esc(photo.name)} · {esc(photo.taken)}</span></figcaption></figure>')

@@ -1,7 +1,8 @@
 """Every key the footer offers, pressed on every screen: none ends the app; the view keys go to their view.
 
 Each place is reached the way a person reaches it (keys from the dashboard); for each key
-its footer shows, a fresh app goes there and presses it. The app must still be running, with
+its footer shows, a fresh app goes there and presses it. A place that needs something in the
+register (a photo to look at) has it put there first, through the real code. The app must still be running, with
 no "Something went wrong" message, and ``d`` / ``r`` must show the dashboard / the register.
 """
 
@@ -41,7 +42,38 @@ PLACES = {
     "status dialog": ("r", "enter", "s"),
     "note dialog": ("r", "enter", "N"),
     "action dialog": ("r", "enter", "a"),
+    "photo preview": ("r", "enter", "p"),
 }
+
+
+def with_photos(register: Register, folder: Path) -> None:
+    """Two photos on every issue, so the preview opens from any of them and steps between its photos."""
+    from fieldkit.attachments import attach
+    from photo_files import phone_photo
+
+    photos = [phone_photo(folder / f"site-{n}.jpg", width=640, height=480, seed=n) for n in (1, 2)]
+    for row in register.find():
+        for photo in photos:
+            attach(register, row.id, photo, caption="Burst main at the school gate")
+
+
+#: What a place needs in the register before the app starts.
+PREPARE = {"photo preview": with_photos}
+
+
+@pytest.fixture
+def prepared(fixed: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The fixed register, made ready for a place; "open in the system's viewer" copies go to the test's folder."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def prepare(place: str) -> Register:
+        if place in PREPARE:
+            PREPARE[place](fixed, tmp_path)
+        return fixed
+
+    return prepare
 
 #: Keys that end the app on purpose: pressed once, at the end, where offered.
 LEAVING = {"q", "ctrl+q"}
@@ -78,7 +110,8 @@ async def keys_at(fixed: Register, place: str) -> list[str]:
 
 
 @pytest.mark.parametrize("place", PLACES)
-async def test_every_footer_key_on_every_screen_leaves_the_app_running(fixed: Register, place: str) -> None:
+async def test_every_footer_key_on_every_screen_leaves_the_app_running(prepared, place: str) -> None:
+    fixed = prepared(place)
     keys = await keys_at(fixed, place)
     assert keys, f"the footer on {place} offers no key"
     for key in keys:
@@ -101,8 +134,8 @@ async def test_every_footer_key_on_every_screen_leaves_the_app_running(fixed: Re
 
 @pytest.mark.parametrize("place", [p for p in PLACES if "dialog" not in p and p not in ("capture", "reports", "filters", "sort")])
 @pytest.mark.parametrize(("key", "view"), [("d", DashboardScreen), ("r", RegisterScreen)])
-async def test_view_keys_go_to_their_view_from_every_screen(fixed: Register, place: str, key: str, view: type) -> None:
-    app = app_on(fixed)
+async def test_view_keys_go_to_their_view_from_every_screen(prepared, place: str, key: str, view: type) -> None:
+    app = app_on(prepared(place))
     async with app.run_test(size=SIZE) as pilot:
         await go(pilot, PLACES[place])
         if key not in footer_keys(app):  # a box or the help has the keyboard: escape hands it back

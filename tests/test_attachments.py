@@ -185,6 +185,25 @@ def test_reports_and_exports_carry_the_attachments(register: Register, tmp_path:
     assert request["media_url"] == feature["properties"]["media_url"]
 
 
+def test_the_reports_photos_show_the_south_african_day_and_say_which_are_missing(register: Register, tmp_path: Path) -> None:
+    """Looked at in Chromium: a photo taken just after midnight carried the day before (UTC), a missing
+    thumbnail was a small grey strip, and a narrow card broke "2026-11-02" over two lines."""
+    from datetime import date
+
+    from fieldkit.reports import build_report, make_scope, render
+
+    issue_id = new_issue(register)
+    attach(register, issue_id, phone_photo(tmp_path / "night.jpg", width=800, height=600, taken="2026:02:28 00:30:00"),
+           caption="Valve chamber just after midnight")
+    gone = attach(register, issue_id, phone_photo(tmp_path / "gone.jpg", width=800, height=600, seed=2)).record
+    register.store.blobs.path(gone["thumb_sha256"]).unlink()
+    html = render(build_report(register, make_scope(municipality="BUF"), today=date(2026, 3, 2)), "html")
+    assert "night.jpg · 2026-02-28" in html
+    assert "gone.jpg · 2026-11-28" in html
+    assert "The photo was not yet on this laptop when the report was made" in html
+    assert 'Resolved since <span class="date">2026-01-31</span>' in html
+
+
 def test_a_heic_photo_from_an_iphone_is_read_and_gets_a_jpeg_reduced_copy(register: Register, tmp_path: Path) -> None:
     pillow_heif = pytest.importorskip("pillow_heif")
     pillow_heif.register_heif_opener()

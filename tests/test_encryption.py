@@ -22,6 +22,7 @@ from sync_fixtures import add_user, serve  # noqa: F401 - fixtures
 from fieldkit.encryption import open_register
 from fieldkit.register import Register
 from fieldkit.server.db import Database
+from fieldkit.store import StoreError
 
 PASSPHRASE = "blue reservoir at dawn"
 TITLE = "Burst main outside Zwelitsha clinic"
@@ -296,3 +297,53 @@ def test_a_refusal_reason_quoting_a_phone_is_sealed_too(tmp_path: Path) -> None:
         register.acknowledge([], rejected={second: f"{reason} (again)"})
         assert sorted(r["reason"] for r in register.rejected_ops()) == [reason, f"{reason} (again)"]
     assert readable(laptop, PHONE, TITLE) == []
+
+
+def test_photos_attached_before_encrypting_are_sealed_too_and_still_open(tmp_path: Path) -> None:
+    """Found by the photo preview: `encrypt` left attached files in the clear, then read them as damaged,
+    and dropped the backups' copies of them."""
+    from photo_files import phone_photo
+
+    laptop = tmp_path / "laptop"
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "water", "--title", TITLE, passphrase=None))
+    photo = phone_photo(tmp_path / "burst.jpg", width=2400, height=1800)
+    ok(run(laptop, "attach", "EC121", str(photo), "--caption", "Burst main at the clinic gate", passphrase=None))
+    ok(run(laptop, "backup", passphrase=None))
+    taken = photo.read_bytes()
+    stored = [p for p in (laptop / "files").rglob("*") if p.is_file()]
+    assert len(stored) == 3 and any(p.read_bytes() == taken for p in stored), "as taken, reduced copy, thumbnail"
+
+    ok(run(laptop, "encrypt"))
+    everything = every_byte(laptop)
+    assert not [name for name, data in everything.items() if b"JFIF" in data or taken[2000:2064] in data], \
+        "no photo, copy or thumbnail readable, in the files or their backups"
+    assert len([p for p in (laptop / "backups" / "files").rglob("*") if p.is_file()]) == 3, "the backups keep a sealed copy of each"
+    assert ok(run(laptop, "check")).stdout.startswith("the register is whole")
+    with open_register(laptop, ask=lambda _: PASSPHRASE) as register:
+        [record] = register.all_attachments()
+        assert register.store.blobs.get(record["sha256"]) == taken
+
+    ok(run(laptop, "decrypt"))
+    assert any(p.read_bytes() == taken for p in (laptop / "files").rglob("*") if p.is_file())
+    assert ok(run(laptop, "check", passphrase=None)).stdout.startswith("the register is whole")
+
+
+def test_a_photo_an_encryption_cut_short_left_in_the_clear_still_opens(tmp_path: Path) -> None:
+    """The files are sealed after the rows: a cut in between leaves some in the clear, known good by their hash."""
+    from fieldkit.attachments import attach
+    from fieldkit.encryption import encrypt
+    from photo_files import phone_photo
+
+    laptop = tmp_path / "laptop"
+    with Register.open(laptop, author="Thandi") as register:
+        issue = register.create_issue({"municipality": "EC121", "sector": "water", "title": TITLE})
+        record = attach(register, issue["id"], phone_photo(tmp_path / "burst.jpg", width=800, height=600)).record
+        encrypt(register.store, PASSPHRASE)
+    taken = (tmp_path / "burst.jpg").read_bytes()
+    stored = laptop / "files" / record["sha256"][:2] / record["sha256"]
+    stored.write_bytes(taken)  # as the cut left it
+    with open_register(laptop, ask=lambda _: PASSPHRASE) as register:
+        assert register.store.blobs.get(record["sha256"]) == taken
+        stored.write_bytes(taken[:-10] + b"\0" * 10)
+        with pytest.raises(StoreError, match="is damaged"):
+            register.store.blobs.get(record["sha256"])

@@ -26,6 +26,7 @@ def other_places() -> list[tuple[str, type[DOMNode]]]:
     from fieldkit.screens.filters import FiltersScreen
     from fieldkit.screens.first_run import FirstRunScreen
     from fieldkit.screens.issue import IssueScreen
+    from fieldkit.screens.photo import PhotoScreen
     from fieldkit.screens.register import RegisterScreen
     from fieldkit.screens.sync import SyncScreen
     from fieldkit.widgets.municipality_picker import MunicipalityPicker
@@ -33,7 +34,7 @@ def other_places() -> list[tuple[str, type[DOMNode]]]:
 
     return [
         ("Dashboard", DashboardScreen), ("Register", RegisterScreen), ("Register list", RegisterList),
-        ("Issue", IssueScreen), ("Capture and edit", CaptureScreen), ("Municipality box", MunicipalityPicker),
+        ("Issue", IssueScreen), ("Photo", PhotoScreen), ("Capture and edit", CaptureScreen), ("Municipality box", MunicipalityPicker),
         ("Filters", FiltersScreen), ("Sync", SyncScreen), ("Change status", StatusScreen), ("Note", NoteScreen),
         ("Follow-up action", ActionScreen), ("Questions", ConfirmScreen), ("Welcome", FirstRunScreen),
     ]

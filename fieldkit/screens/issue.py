@@ -2,8 +2,8 @@
 
 From here the facilitator changes the status (with a note when escalating or
 closing), adds notes and actions, ticks actions off, attaches photos and
-documents (and opens or removes them), and settles conflicts by
-choosing which value stands.
+documents (shows a photo in the terminal, opens or removes them), and settles
+conflicts by choosing which value stands.
 """
 
 from __future__ import annotations
@@ -248,6 +248,9 @@ class IssueScreen(Screen):
         Binding("a", "add_action", "Action", tooltip="Add a follow-up action with owner and due date.", id="issue-action", priority=True),
         Binding("x", "toggle_action", "Done", tooltip="Tick off (or un-tick) the highlighted follow-up action.", id="issue-action-done"),
         Binding("f", "attach", "Attach", tooltip="Attach a photo or document (PDF, Word, Excel) to this issue.", id="issue-attach", priority=True),
+        Binding("p", "preview_attachment", "Preview", show=False,
+                tooltip="Show the highlighted photo here in the terminal (a document opens in the system's viewer with o).",
+                id="issue-attachment-preview"),
         Binding("o", "open_attachment", "Open", show=False, tooltip="Open the highlighted attachment in the system's viewer.",
                 id="issue-attachment-open"),
         Binding("delete", "remove_attachment", "Remove", show=False,
@@ -277,7 +280,7 @@ class IssueScreen(Screen):
             yield Label("Follow-up actions — a adds, x ticks off the highlighted one (tab to choose)", classes="section")
             yield OptionList(id="actions")
         with Vertical(id="attachments-box"):
-            yield Label("Photos and documents — f attaches; tab here, o opens, delete removes", classes="section")
+            yield Label("Photos and documents — f attaches; tab here, p shows, o opens, delete removes", classes="section")
             yield OptionList(id="attachments")
         yield KeyFooter()
 
@@ -293,11 +296,10 @@ class IssueScreen(Screen):
         issue_id = self.issue_id
 
         def read(register: Register):
-            from fieldkit.attachments import shown_copy
+            from fieldkit.attachments import is_here
 
             unsynced = self.app.unsynced
-            blobs = register.store.blobs
-            attachments = [(a, blobs.has(shown_copy(a))) for a in register.attachments(issue_id)]
+            attachments = [(a, is_here(register, a)) for a in register.attachments(issue_id)]
             return (register.issue(issue_id), register.timeline(issue_id), register.actions(issue_id),
                     sync_state_of(register, issue_id, unsynced), attachments)
 
@@ -404,7 +406,31 @@ class IssueScreen(Screen):
 
     @on(OptionList.OptionSelected, "#attachments")
     def _attachment_selected(self) -> None:
-        self.action_open_attachment()
+        """Enter shows a photo here and opens a document in the system's viewer."""
+        from fieldkit.attachments import is_photo
+
+        record = self._highlighted_attachment()
+        if record is not None and is_photo(record):
+            self.action_preview_attachment()
+        elif record is not None:
+            self.action_open_attachment()
+
+    def action_preview_attachment(self) -> None:
+        from fieldkit.attachments import is_photo
+
+        record = self._highlighted_attachment()
+        if record is None:
+            return
+        if not is_photo(record):
+            kind = model.ATTACHMENT_TYPES.get(record.get("media_type", ""), "file")
+            self.notify(f"{record.get('name', 'This file')} is a {kind}: only photos show here; press o to open it in the system's viewer.",
+                        severity="warning", timeout=5)
+            return
+        from fieldkit.screens.photo import PhotoScreen
+
+        photos = [a for a in self.attachments if is_photo(a)]
+        ref = self.issue.ref if self.issue is not None else ""
+        self.app.push_screen(PhotoScreen(ref, photos, photos.index(record)))
 
     def action_open_attachment(self) -> None:
         """A copy of the file, under its own name, opened by the system's viewer (the stored file is never handed out)."""

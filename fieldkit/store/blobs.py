@@ -92,16 +92,43 @@ class Blobs:
         """A file's bytes, checked against its hash; FileDamaged when they do not match."""
         path = self.path(sha)
         try:
-            data = self.codec.unseal(path.read_bytes())
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise StoreError(f"The file {sha[:12]} is not on this laptop yet; `fieldkit fetch` brings it from the central store") from None
-        except Exception as err:  # noqa: BLE001 - a codec that cannot open the bytes is damage too
-            if isinstance(err, OSError):
-                raise StoreError(f"Cannot read {path}: {err.strerror}") from None
+        except OSError as err:
+            raise StoreError(f"Cannot read {path}: {err.strerror}") from None
+        try:
+            data = self.codec.unseal(raw)
+        except Exception:  # noqa: BLE001 - a codec that cannot open the bytes is damage too
+            if sha256_of(raw) == sha:
+                return raw  # still in the clear: an encryption cut short before it reached this file
             raise FileDamaged(f"{path} is damaged (it cannot be opened); {REPAIR}") from None
         if sha256_of(data) != sha:
             raise FileDamaged(f"{path} is damaged (its bytes do not match its hash); {REPAIR}")
         return data
+
+    def reseal(self, old_codec) -> int:
+        """Rewrite every stored file from ``old_codec``'s form into this folder's (encrypting or decrypting
+        the register); each is checked against its hash and replaced whole. Returns how many were rewritten;
+        a damaged file is left as it is, for `fieldkit check` to report."""
+        rewritten = 0
+        for sha in list(self.stored()):
+            path = self.path(sha)
+            raw = path.read_bytes()
+            for codec in (old_codec, self.codec):
+                try:
+                    data = codec.unseal(raw)
+                except Exception:  # noqa: BLE001 - not in this codec's form
+                    continue
+                if sha256_of(data) == sha:
+                    break
+            else:
+                continue
+            if codec is self.codec:
+                continue  # already in the new form (a reseal run again)
+            self._write(path, self.codec.seal(data))
+            rewritten += 1
+        return rewritten
 
     def stored(self) -> Iterator[str]:
         """The hashes of every stored file."""

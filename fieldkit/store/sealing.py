@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from fieldkit.store import sealed_lines
+from fieldkit.store.blobs import FOLDER as FILES, Blobs
 from fieldkit.store.database import FILE_NAME, StoreError, checksum
 from fieldkit.store.files import atomic_write
 
@@ -226,6 +227,8 @@ def reseal(store: Any, new_codec: Any) -> None:
     old = store.codec
     db = store.db
     sealing = not getattr(new_codec, "searchable", True)
+    if not sealing:  # attached files first, so a cut leaves a sealed register whose files read in the clear
+        Blobs(store.home, new_codec).reseal(old)
     with store.transaction():
         records = [(kind, record_id, doc, merge, crc) for kind, record_id, doc, merge, crc
                    in db.rows("SELECT kind, id, doc, merge, crc FROM record")]
@@ -267,6 +270,8 @@ def reseal(store: Any, new_codec: Any) -> None:
         db.write_many("UPDATE outbox SET op = ?, crc = ?, reason = ? WHERE op_id = ?", ops)
         db.write("INSERT OR REPLACE INTO meta VALUES ('codec', ?)", (SEALED if sealing else "plain",))
         store.codec = new_codec
+    if sealing:  # attached files after the rows: a file a cut leaves in the clear still reads (by its hash)
+        store.blobs.reseal(old)
     vacuum(store)
     replace_backups(store)
 
@@ -282,14 +287,20 @@ def vacuum(store: Any) -> None:
 
 
 def replace_backups(store: Any) -> None:
-    """One new backup in the register's form now; the old ones (and a format-1 original) are removed."""
+    """One new backup in the register's form now; the old ones (and a format-1 original) are removed.
+
+    The backed-up attached files were copied in the old form: they go first (every one of them is
+    in the register's own folder), and the new backup copies them again in the new form.
+    """
     import shutil
 
+    files = store.backups.folder / FILES
+    shutil.rmtree(files, ignore_errors=True)
     old = list(store.backups.list())
     store.backup()
     for path in old:
         path.unlink(missing_ok=True)
     if store.backups.folder.is_dir():
         for leftover in store.backups.folder.iterdir():
-            if leftover.is_dir():
+            if leftover.is_dir() and leftover != files:
                 shutil.rmtree(leftover, ignore_errors=True)
