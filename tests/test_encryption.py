@@ -347,3 +347,36 @@ def test_a_photo_an_encryption_cut_short_left_in_the_clear_still_opens(tmp_path:
         stored.write_bytes(taken[:-10] + b"\0" * 10)
         with pytest.raises(StoreError, match="is damaged"):
             register.store.blobs.get(record["sha256"])
+
+
+def test_an_encryption_killed_after_the_rows_is_finished_when_the_register_is_next_opened(tmp_path: Path) -> None:
+    """kill -9 between sealing the rows and sealing the attached files, the free pages and the backups:
+    the next command finishes the work, so nothing the thief could read stays behind."""
+    from photo_files import phone_photo
+
+    laptop = tmp_path / "laptop"
+    ok(run(laptop, "add", "--municipality", "EC121", "--sector", "water", "--title", TITLE, "--contact-name", CONTACT,
+           passphrase=None))
+    photo = phone_photo(tmp_path / "burst.jpg", width=1200, height=900)
+    ok(run(laptop, "attach", "EC121", str(photo), passphrase=None))
+    ok(run(laptop, "backup", passphrase=None))
+    killed_after_the_rows = (
+        "import os, runpy, signal, sys\n"
+        "from fieldkit.store import sealing\n"
+        "sealing.finish_sealing = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "sys.argv = ['fieldkit', 'encrypt']\n"
+        "runpy.run_module('fieldkit', run_name='__main__')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDKIT_PASSPHRASE")}
+    env.update(FIELDKIT_HOME=str(laptop), FIELDKIT_STATE=str(tmp_path / "state"), FIELDKIT_PASSPHRASE=PASSPHRASE)
+    killed = subprocess.run([sys.executable, "-c", killed_after_the_rows], capture_output=True, text=True, env=env, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    taken = photo.read_bytes()
+    assert readable(laptop, TITLE) and any(taken[2000:2064] in data for data in every_byte(laptop).values()), \
+        "the cut left the photo and the old backup in the clear"
+
+    assert TITLE in ok(run(laptop, "find", "Zwelitsha")).stdout
+    everything = every_byte(laptop)
+    assert readable(laptop, TITLE, CONTACT) == []
+    assert not [name for name, data in everything.items() if b"JFIF" in data or taken[2000:2064] in data]
+    assert ok(run(laptop, "check")).stdout.startswith("the register is whole")

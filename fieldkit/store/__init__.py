@@ -108,6 +108,11 @@ class Store:
         self.db.before_commit.append(self._flush)
         self.db.after_commit.append(self._committed)
         self.db.after_rollback.append(self._forget)
+        if not self.codec.searchable and not self.read_only:
+            from fieldkit.store.sealing import finish_sealing, sealing_unfinished
+
+            if sealing_unfinished(self):  # `fieldkit encrypt` was cut short after the rows were sealed
+                finish_sealing(self, PlainCodec())
 
     @property
     def read_only(self) -> bool:

@@ -269,11 +269,28 @@ def reseal(store: Any, new_codec: Any) -> None:
             ops.append((new_payload, checksum(new_payload), new_reason, op_id))
         db.write_many("UPDATE outbox SET op = ?, crc = ?, reason = ? WHERE op_id = ?", ops)
         db.write("INSERT OR REPLACE INTO meta VALUES ('codec', ?)", (SEALED if sealing else "plain",))
+        if sealing:
+            db.write("INSERT OR REPLACE INTO meta VALUES ('sealing', 'unfinished')")
         store.codec = new_codec
-    if sealing:  # attached files after the rows: a file a cut leaves in the clear still reads (by its hash)
-        store.blobs.reseal(old)
+    if sealing:
+        finish_sealing(store, old)
+    else:
+        vacuum(store)
+        replace_backups(store)
+
+
+def finish_sealing(store: Any, old: Any) -> None:
+    """What follows the sealed rows: attached files, the file's free pages and the backups, which still
+    hold the old bytes in the clear. Run again when the register is next opened if a cut stopped it
+    (a file left in the clear meanwhile still reads, known good by its hash)."""
+    store.blobs.reseal(old)
     vacuum(store)
     replace_backups(store)
+    store.db.write("DELETE FROM meta WHERE key = 'sealing'")
+
+
+def sealing_unfinished(store: Any) -> bool:
+    return bool(store.db.rows("SELECT 1 FROM meta WHERE key = 'sealing' AND value = 'unfinished'"))
 
 
 def vacuum(store: Any) -> None:
