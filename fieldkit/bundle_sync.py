@@ -14,7 +14,10 @@ so an old receipt taken in late, or twice, changes nothing).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from fieldkit import bundles, merge
@@ -45,6 +48,7 @@ class TakenIn:
     made_at: str
     author: str = ""
     merged: int = 0
+    new: int = 0  # of the changes merged, those that changed something here (the others were here already)
     acknowledged: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (change, reason)
     deferred: int = 0
@@ -152,8 +156,21 @@ def everything_as_ops(register) -> list[dict[str, Any]]:
     return ops
 
 
+def _not_practice(register) -> None:
+    from fieldkit import practice
+
+    if practice.is_practice(register):
+        raise BundleError(practice.BUNDLES_REFUSED)
+
+
+def known_peers(register) -> list[str]:
+    """The device ids of the laptops this one was introduced to (``fieldkit bundle trust``)."""
+    return list((register.sync_state().get("bundle") or {}).get("peers") or {})
+
+
 def make_bundle(register, everything: bool = False, peers: list[str] | None = None) -> Made:
     """This laptop's changes not yet acknowledged (or all it holds), sealed for the store and any peers named."""
+    _not_practice(register)
     register.refresh()
     keys, state, section = keys_of(register)
     recipients: list[bytes] = []
@@ -182,16 +199,59 @@ def make_bundle(register, everything: bool = False, peers: list[str] | None = No
     return Made(data, len(ops), len({op["id"] for op in ops}), payload["author"], made_for)
 
 
+def file_name(device_id: str, at: datetime | None = None) -> str:
+    """A bundle's file name: the laptop's short code and when, so bundles on a stick sort and never clash."""
+    from fieldkit.ids import device_code
+
+    return f"fieldkit-{device_code(device_id)}-{(at or datetime.now(timezone.utc)):%Y%m%d-%H%M%S}{bundles.SUFFIX}"
+
+
+def write_to(register, folder: Path, everything: bool = False) -> tuple[Path, Made]:
+    """Write a bundle into a folder (a USB stick), sealed for the central store and every laptop this one knows."""
+    folder = Path(folder).expanduser().absolute()
+    if not folder.is_dir():
+        raise BundleError(f"there is no folder {folder}: is the stick plugged in?")
+    _not_practice(register)
+    peers = known_peers(register)
+    if not peers and not (register.sync_state().get("bundle") or {}).get("store"):
+        raise BundleError(NO_STORE_KEY)
+    made = make_bundle(register, everything=everything, peers=peers)
+    path = folder / file_name(register.device_id)
+    bundles.write_file(path, made.data)
+    return path, made
+
+
 # -- taking one in -------------------------------------------------------------------------------
 
 
 def take_in(register, data: bytes, where: str = "the bundle") -> TakenIn:
     """Apply a peer's bundle or the central store's receipt; BundleError, with nothing applied, when refused."""
     sealed = bundles.read(data, where)
+    _not_practice(register)
     register.refresh()
     keys, _, section = keys_of(register)
+    payload, sender = _opened(register, sealed, keys, section, where)
     if sealed.kind == bundles.RECEIPT:
-        return _receipt(register, sealed, keys, section)
+        return _receipt(register, sealed, payload)
+    ops = payload["ops"]
+    new = _new_here(register, ops)
+    register.apply_remote(ops)
+    return TakenIn(bundles.CHANGES, sender, sealed.made_at, str(payload.get("author", "")), len(ops), new)
+
+
+def _opened(register, sealed: bundles.Sealed, keys: Keys, section: dict[str, Any], where: str) -> tuple[dict[str, Any], str]:
+    """The payload of a bundle this laptop may take in, and who sent it; BundleError saying why it may not."""
+    if sealed.kind == bundles.RECEIPT:
+        store = section.get("store")
+        if not store:
+            raise BundleError(NO_STORE_KEY)
+        if PublicKey.parse(store["key"]).sign != sealed.signer:
+            raise BundleError("refused: this receipt was not signed by the central store this laptop knows; nothing was applied")
+        payload = sealed.open(keys.box, "this laptop")
+        if payload.get("device") != register.device_id:
+            raise BundleError(f"this receipt is for laptop {payload.get('device')}, not this one ({register.device_id}); "
+                              "take it to that laptop")
+        return payload, "the central store"
     if sealed.sender == register.device_id:
         raise BundleError("this bundle was made on this laptop: take it to the central store (`fieldkit server bundle-in`) "
                           "or to another laptop")
@@ -205,27 +265,28 @@ def take_in(register, data: bytes, where: str = "the bundle") -> TakenIn:
     payload = sealed.open(keys.box, "this laptop")
     if payload.get("device") != sealed.sender:
         raise BundleError(f"{where} was altered after it was made (its contents name another laptop); nothing was applied")
-    ops = payload["ops"]
-    for op in ops:
+    for op in payload["ops"]:
         problem = merge.op_problem(op)
         if problem:
             raise BundleError(f"refused: the bundle holds a change fieldkit cannot read ({problem}); nothing was applied")
-    register.apply_remote(ops)
-    return TakenIn(bundles.CHANGES, peer.get("name") or sealed.sender, sealed.made_at, str(payload.get("author", "")), len(ops))
+    return payload, peer.get("name") or sealed.sender
 
 
-def _receipt(register, sealed: bundles.Sealed, keys: Keys, section: dict[str, Any]) -> TakenIn:
-    store = section.get("store")
-    if not store:
-        raise BundleError(NO_STORE_KEY)
-    if PublicKey.parse(store["key"]).sign != sealed.signer:
-        raise BundleError("refused: this receipt was not signed by the central store this laptop knows; nothing was applied")
-    payload = sealed.open(keys.box, "this laptop")
-    if payload.get("device") != register.device_id:
-        raise BundleError(f"this receipt is for laptop {payload.get('device')}, not this one ({register.device_id}); "
-                          "take it to that laptop")
-    # signed with the store's own key, so another server id means the same store, reset or restored
-    state = register.sync_state()
+def _new_here(register, ops: list[dict[str, Any]]) -> int:
+    """How many of these changes would change something here (the others are here already)."""
+    states = register.merge_states({(op["type"], op["id"]) for op in ops})
+    new = 0
+    for op in ops:
+        key = (op["type"], op["id"])
+        before = states.get(key) or merge.empty_state()
+        after = merge.apply_op(before, op)
+        if after != before:
+            new += 1
+            states[key] = after
+    return new
+
+
+def _receipt(register, sealed: bundles.Sealed, payload: dict[str, Any]) -> TakenIn:
     rejected = {op_id: reason for op_id, reason in (payload.get("rejected") or {}).items()}
     by_id = {op["op_id"]: op for op in register.pending_ops()}
     taken = TakenIn(bundles.RECEIPT, "the central store", sealed.made_at, acknowledged=len(payload.get("acknowledged") or []),
@@ -244,6 +305,7 @@ def _receipt(register, sealed: bundles.Sealed, keys: Keys, section: dict[str, An
             state.pop(stale, None)
         taken.resend = register.queue_full_resend(state)
         state = register.sync_state()
+    # signed with the store's own key, so another server id means the same store, reset or restored
     if state.get("server_id") and payload.get("server_id") != state["server_id"]:
         # a receipt from before this laptop learnt the store was reset: its changes merge, the cursor stays
         payload = {**payload, "next": None}
@@ -263,3 +325,234 @@ def _receipt(register, sealed: bundles.Sealed, keys: Keys, section: dict[str, An
     mine = f":{register.device_id}"
     taken.merged = sum(1 for op in ops if not op["hlc"].endswith(mine))
     return taken
+
+
+# -- saying what a bundle holds, and what taking it in did ---------------------------------------------
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+#: Records as a facilitator names them, in the order they are listed.
+RECORD_WORDS = {"issue": "issue", "note": "note", "action": "action", "status_change": "status change",
+                "attachment": "attachment", "lesson": "lesson"}
+
+
+def when_made(stamp: str) -> str:
+    """A bundle's time as people read it here (South African time, to the minute)."""
+    from fieldkit.model import local_time
+
+    moment = local_time(stamp)
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else stamp
+
+
+@dataclass
+class Contents:
+    """What a bundle holds, as far as this laptop can tell, without taking it in."""
+
+    kind: str
+    sender: str  # "this laptop", "laptop Sipho", "laptop 0a1b…", "the central store"
+    made_at: str
+    size: int
+    made_for: list[str] = field(default_factory=list)
+    readable: bool = False
+    author: str = ""
+    changes: int = 0
+    records: dict[str, int] = field(default_factory=dict)  # distinct records changed, by kind
+    everything: bool = False
+    new: int = 0  # changes that would change something here
+    waiting: int = 0  # this laptop's changes still in its outbox: a receipt takes them out, an own bundle waits for one
+    acknowledged: int = 0
+    refusals: int = 0
+    problem: str = ""  # why this laptop cannot take it in ("" when it can)
+
+    @property
+    def own(self) -> bool:
+        return self.kind == bundles.CHANGES and self.sender == "this laptop"
+
+    def held(self) -> str:
+        """The changes, by the records they touch: "5 changes (2 issues, 1 note, 2 status changes)"."""
+        parts = [plural(self.records[kind], word) for kind, word in RECORD_WORDS.items() if self.records.get(kind)]
+        return plural(self.changes, "change") + (f" ({', '.join(parts)})" if parts else "")
+
+    def lines(self) -> list[str]:
+        """What it holds in a few lines: who made it and when, what it holds, for whom, what taking it in would do."""
+        made = f"made {when_made(self.made_at)}, {self.size:,} bytes"
+        if self.kind == bundles.RECEIPT:
+            lines = [f"receipt from the central store, {made}"]
+        else:
+            lines = [f"changes from {self.sender}" + (f" by {self.author}" if self.author else "") + f", {made}"]
+        if self.made_for:
+            lines.append(f"for {' and '.join(self.made_for)}")
+        if not self.readable:
+            lines.append(self.problem or "sealed for others: this laptop cannot read what it holds")
+            return lines
+        if self.kind == bundles.RECEIPT:
+            lines.append(f"{plural(self.acknowledged, 'acknowledgement')}, {plural(self.refusals, 'refusal')}, "
+                         f"{self.held()} due")
+        else:
+            lines.append(("everything that laptop holds: " if self.everything else "") + self.held())
+        lines.append(self.outlook())
+        return lines
+
+    def outlook(self) -> str:
+        """What taking it in would do now, or why it cannot be taken in here."""
+        if self.own:
+            if not self.waiting:
+                return "the central store has acknowledged all of it"
+            verb = "waits" if self.waiting == 1 else "wait"
+            if "the central store" in self.made_for:
+                return f"{plural(self.waiting, 'change')} in it still {verb} for the central store's receipt"
+            return f"{plural(self.waiting, 'change')} in it still {verb} to reach the central store"
+        if self.problem:
+            return self.problem
+        if self.kind == bundles.RECEIPT:
+            if not self.waiting and not self.new:
+                return "already taken in: it changes nothing here"
+            does = [f"takes {plural(self.waiting, 'change')} out of the outbox"] if self.waiting else []
+            does += [f"brings {plural(self.new, 'change')} from others"] if self.new else []
+            return f"waiting to be taken in: {' and '.join(does)}"
+        return f"{self.new:,} new here, {self.changes - self.new:,} already here"
+
+    def short(self) -> str:
+        """One line for a list of bundles."""
+        who = "receipt from the central store" if self.kind == bundles.RECEIPT else f"from {self.sender}"
+        if not self.readable:
+            return f"{who}, {when_made(self.made_at)}: {self.problem or 'sealed for others'}"
+        what = (f"{plural(self.acknowledged, 'acknowledgement')}, {plural(self.changes, 'change')} due"
+                if self.kind == bundles.RECEIPT else self.held())
+        return f"{who}, {when_made(self.made_at)}: {what} · {self.outlook()}"
+
+
+def describe(register, data: bytes, where: str = "the bundle") -> Contents:
+    """What a bundle holds and what taking it in would do here; BundleError when it is damaged or altered."""
+    sealed = bundles.read(data, where)
+    keys, _, section = keys_of(register)
+    own = sealed.kind == bundles.CHANGES and sealed.sender == register.device_id
+    contents = Contents(sealed.kind, _sender(register, sealed, section), sealed.made_at, sealed.size,
+                        _recipients(register, sealed, keys, section))
+    try:
+        _not_practice(register)
+        payload = sealed.open(keys.box, "this laptop") if own else _opened(register, sealed, keys, section, where)[0]
+    except BundleError as err:
+        contents.problem = str(err)
+        return contents
+    ops = payload.get("ops") or []
+    if sealed.kind == bundles.RECEIPT:  # the changes due, less this laptop's own coming back
+        ops = [op for op in ops if not op["hlc"].endswith(f":{register.device_id}")]
+    contents.readable = True
+    contents.changes = len(ops)
+    contents.records = dict(Counter(kind for kind, _ in {(op["type"], op["id"]) for op in ops}))
+    pending = {op["op_id"] for op in register.pending_ops()}
+    if sealed.kind == bundles.RECEIPT:
+        acknowledged = payload.get("acknowledged") or []
+        contents.acknowledged, contents.refusals = len(acknowledged), len(payload.get("rejected") or {})
+        contents.waiting = len(pending.intersection(acknowledged))
+        contents.new = _new_here(register, ops)
+        return contents
+    contents.author, contents.everything = str(payload.get("author", "")), bool(payload.get("all"))
+    if own:
+        contents.waiting = len(pending.intersection(op["op_id"] for op in ops))
+    else:
+        contents.new = _new_here(register, ops)
+    return contents
+
+
+def _sender(register, sealed: bundles.Sealed, section: dict[str, Any]) -> str:
+    if sealed.kind == bundles.RECEIPT:
+        return "the central store"
+    if sealed.sender == register.device_id:
+        return "this laptop"
+    peer = (section.get("peers") or {}).get(sealed.sender)
+    return f"laptop {peer.get('name') or sealed.sender}" if peer else f"laptop {sealed.sender}"
+
+
+def _recipients(register, sealed: bundles.Sealed, keys: Keys, section: dict[str, Any]) -> list[str]:
+    """Whom a bundle was sealed for, named as far as this laptop knows them (the maker itself left out)."""
+    names: dict[bytes, str] = {keys.public(LAPTOP_KEY, register.device_id).box: "this laptop"}
+    if section.get("store"):
+        names[PublicKey.parse(section["store"]["key"]).box] = "the central store"
+    for device, peer in (section.get("peers") or {}).items():
+        names[PublicKey.parse(peer["key"]).box] = f"laptop {peer.get('name') or device}"
+    maker = (section.get("peers") or {}).get(sealed.sender)
+    maker_box = PublicKey.parse(maker["key"]).box if maker else None
+    if sealed.sender == register.device_id:
+        maker_box = keys.public(LAPTOP_KEY, register.device_id).box
+    named = [names.get(box, "a laptop or store this one does not know") for box in sealed.recipients() if box != maker_box]
+    return list(dict.fromkeys(named))
+
+
+def said(taken: TakenIn) -> list[str]:
+    """What taking in a bundle did, in the lines the command line prints and the app shows."""
+    if taken.kind == bundles.RECEIPT:
+        lines = [f"took in the central store's receipt (made {when_made(taken.made_at)}): "
+                 f"{plural(taken.acknowledged, 'change')} acknowledged, {plural(taken.merged, 'change')} from others merged"
+                 + ("" if taken.cursor_moved else " (this laptop had them already)")]
+        if taken.resend:
+            lines.append(f"the central store was reset or restored: {plural(taken.resend, 'change')} this laptop holds are "
+                         "queued to go again with the next bundle or sync")
+        if taken.deferred:
+            lines.append(f"{plural(taken.deferred, 'change')} wait for records still on their way (in the next bundle again)")
+        if taken.rejected:
+            lines.append(f"{plural(len(taken.rejected), 'change')} refused by the central store "
+                         "(kept on this laptop, marked refused, with the reason)")
+        return lines
+    return [f"took in the bundle from {taken.sender} (by {taken.author}, made {when_made(taken.made_at)}): "
+            f"{plural(taken.merged, 'change')}, {taken.new:,} new, {taken.merged - taken.new:,} already here"]
+
+
+def bundle_files(folder: Path, most: int = 20) -> list[Path]:
+    """The bundles and receipts in a folder, newest first (files half-written are hidden, never listed)."""
+    found: list[tuple[int, str, Path]] = []
+    try:
+        for path in folder.iterdir():
+            if path.name.endswith(bundles.SUFFIX) and not path.name.startswith(".") and path.is_file():
+                found.append((-path.stat().st_mtime_ns, path.name, path))
+    except OSError:
+        return []  # the stick was pulled out while it was being read
+    return [path for _, _, path in sorted(found)[:most]]
+
+
+def places(settings: dict[str, Any]) -> list[tuple[str, Path]]:
+    """Where bundles are written and looked for: the USB sticks plugged in, then the last folder used."""
+    from fieldkit import drives
+
+    found = [(drive.label, drive.path) for drive in drives.plugged_in()]
+    last = settings.get("bundle_folder")
+    if isinstance(last, str) and last and Path(last).is_dir() and all(Path(last) != path for _, path in found):
+        found.append((f"the last folder used ({last})", Path(last)))
+    return found
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A bundle found in a folder or on a stick, and what it holds (or why it cannot be read) in one line."""
+
+    path: Path
+    where: str
+    line: str
+
+
+def look_in(register, places: list[tuple[str, Path]], known: dict[tuple[str, int, int], str] | None = None) -> list[Listed]:
+    """The bundles in these places (a stick's label or a folder's, and where it is), newest first in each.
+
+    ``known`` keeps the lines of files already read (by path, time and size), so looking
+    again every few seconds for a stick just plugged in reads only new files.
+    """
+    known = {} if known is None else known
+    found: list[Listed] = []
+    for where, folder in places:
+        for path in bundle_files(folder):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            key = (str(path), stat.st_mtime_ns, stat.st_size)
+            if key not in known:
+                try:
+                    known[key] = describe(register, bundles.read_bytes(path), "this file").short()
+                except BundleError as err:
+                    known[key] = str(err)
+            found.append(Listed(path, where, known[key]))
+    return found

@@ -17,6 +17,8 @@ FOLDER = "practice"
 ISSUES = 240
 REFUSED = ("this is the practice register: its made-up issues never leave this laptop; "
            "switch back to your own register to sync")
+BUNDLES_REFUSED = ("this is the practice register: its made-up issues never leave this laptop, and no bundle comes into it; "
+                   "switch back to your own register to write or take in bundles")
 
 
 def home_of(real_home: Path) -> Path:

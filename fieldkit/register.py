@@ -569,6 +569,11 @@ class Register:
             self._save_replica()
         return len(ops)
 
+    def merge_states(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The merge states of the records asked for (by kind and id) that are here: to tell what changes would add."""
+        found = self.store.get_many_with_state(set(keys))
+        return {key: merge.unpack_state(packed, values) for key, (values, packed) in found.items()}
+
     def sync_state(self) -> dict[str, Any]:
         return self.store.local("sync")
 

@@ -16,6 +16,8 @@ from fieldkit.register import Register
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "fieldkit-home"
     monkeypatch.setenv("FIELDKIT_HOME", str(folder))
+    # no USB stick plugged into the machine running the tests shows on the sync screen
+    monkeypatch.setenv("FIELDKIT_DRIVES_ROOT", str(tmp_path / "no-drives"))
     return folder
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -158,6 +159,7 @@ def test_the_quick_path_does_not_load_textual(home):
     code = (
         "import sys\n"
         "import fieldkit.cli, fieldkit.model, fieldkit.store, fieldkit.register, fieldkit.filters, fieldkit.merge\n"
+        "import fieldkit.bundle_sync, fieldkit.drives\n"
         "import importlib.util\n"
         "if importlib.util.find_spec('fieldkit.sync'): import fieldkit.sync\n"
         "sys.argv = ['fieldkit', 'find', 'water']\n"
@@ -165,7 +167,8 @@ def test_the_quick_path_does_not_load_textual(home):
         "    loaded = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')]\n"
         "    assert not loaded, loaded\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"FIELDKIT_HOME": str(home), "PATH": ""})
+    env = {"FIELDKIT_HOME": str(home), "PATH": "", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}  # this checkout's code
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
 
 

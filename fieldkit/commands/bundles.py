@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from fieldkit.cli import CommandError
@@ -92,10 +91,9 @@ def _plural(count: int, word: str) -> str:
 
 
 def _output_path(wanted: str | None, device_id: str) -> Path:
-    from fieldkit.bundles import SUFFIX
-    from fieldkit.ids import device_code
+    from fieldkit.bundle_sync import file_name
 
-    name = f"fieldkit-{device_code(device_id)}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}{SUFFIX}"
+    name = file_name(device_id)
     if wanted is None:
         return Path(name)
     path = Path(wanted).expanduser()
@@ -125,7 +123,7 @@ def cmd_bundle_out(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle_in(args: argparse.Namespace) -> int:
-    from fieldkit.bundle_sync import take_in
+    from fieldkit.bundle_sync import said, take_in
     from fieldkit.bundles import read_bytes
 
     with _open() as register:
@@ -133,22 +131,12 @@ def cmd_bundle_in(args: argparse.Namespace) -> int:
             taken = take_in(register, read_bytes(Path(args.file)), args.file)
         except _bundle_errors() as err:
             raise CommandError(str(err)) from None
-    if taken.kind == "receipt":
-        print(f"took in the central store's receipt (made {taken.made_at}): {_plural(taken.acknowledged, 'change')} "
-              f"acknowledged, {_plural(taken.merged, 'change')} from others merged"
-              + ("" if taken.cursor_moved else " (this laptop had them already)"))
-        if taken.resend:
-            print(f"the central store was reset or restored: {_plural(taken.resend, 'change')} this laptop holds are "
-                  "queued to go again with the next bundle or sync")
-        if taken.deferred:
-            print(f"{_plural(taken.deferred, 'change')} wait for records still on their way (in the next bundle again)")
-        if taken.rejected:
-            print("refused by the central store (kept on this laptop, marked; `fieldkit sync --rejected` lists them):")
-            for what, reason in taken.rejected:
-                print(safe_for_terminal(f"  {what}: {reason}"))
-        return 0
-    print(safe_for_terminal(f"took in the bundle from {taken.sender} (by {taken.author}, made {taken.made_at}): "
-                            f"{_plural(taken.merged, 'change')} merged"))
+    for line in said(taken):
+        print(safe_for_terminal(line))
+    if taken.rejected:
+        print("  `fieldkit sync --rejected` lists them all:")
+        for what, reason in taken.rejected:
+            print(safe_for_terminal(f"  {what}: {reason}"))
     return 0
 
 
@@ -181,29 +169,18 @@ def cmd_bundle_trust(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle_show(args: argparse.Namespace) -> int:
-    from fieldkit.bundle_sync import keys_of
-    from fieldkit.bundles import read_file
+    from fieldkit.bundle_sync import describe
+    from fieldkit.bundles import read_bytes
 
-    try:
-        sealed = read_file(Path(args.file))
-    except _bundle_errors() as err:
-        raise CommandError(str(err)) from None
-    kind = "receipt from the central store" if sealed.kind == "receipt" else f"changes from laptop {sealed.sender}"
-    print(f"{args.file}: {kind}, made {sealed.made_at}, {sealed.size:,} bytes, signature good")
     with _open() as register:
-        keys, _, _ = keys_of(register)
         try:
-            payload = sealed.open(keys.box, "this laptop")
-        except _bundle_errors():
-            print("sealed for others: this laptop cannot read what it holds")
-            return 0
-    ops = payload.get("ops") or []
-    if sealed.kind == "receipt":
-        print(f"  {_plural(len(payload.get('acknowledged') or []), 'acknowledgement')}, "
-              f"{_plural(len(payload.get('rejected') or {}), 'refusal')}, {_plural(len(ops), 'change')} due")
-    else:
-        print(safe_for_terminal(f"  by {payload.get('author')}: {_plural(len(ops), 'change')} to "
-                                f"{_plural(len({op.get('id') for op in ops}), 'record')}"))
+            contents = describe(register, read_bytes(Path(args.file)), args.file)
+        except _bundle_errors() as err:
+            raise CommandError(str(err)) from None
+    first, *rest = contents.lines()
+    print(safe_for_terminal(f"{args.file}: {first}, signature good"))
+    for line in rest:
+        print(safe_for_terminal(f"  {line}"))
     return 0
 
 

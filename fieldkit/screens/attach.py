@@ -8,7 +8,6 @@ screen does the attaching.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
 
 from textual import on
 from textual.app import ComposeResult
@@ -17,15 +16,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DirectoryTree, Input, Label
 
 from fieldkit import model
-from fieldkit.attachments import attachable, clean_path
+from fieldkit.attachments import attachable
 from fieldkit.screens.dialogs import FormDialog
-
-
-class AttachableTree(DirectoryTree):
-    """Folders and the files that can be attached; hidden ones left out."""
-
-    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or attachable(p))]
+from fieldkit.widgets.path_picker import PathPicker
 
 
 class AttachScreen(FormDialog):
@@ -43,8 +36,7 @@ class AttachScreen(FormDialog):
         with Vertical(id="attach-dialog"):
             yield Label(f"Attach a photo or document to {self.ref}", classes="title")
             yield Label("Type, paste or drop a file's path — or choose it below", classes="hint")
-            yield Input(str(self.folder) + "/", id="path")
-            yield AttachableTree(self.folder, id="files")
+            yield PathPicker(self.folder, attachable, id="picker")
             yield Input(placeholder="Caption: what it shows (optional)", id="caption", max_length=300)
             yield Label("", id="problem")
             with Horizontal(classes="buttons"):
@@ -55,16 +47,8 @@ class AttachScreen(FormDialog):
         self.query_one("#path", Input).focus()
 
     @on(DirectoryTree.FileSelected, "#files")
-    def _chosen(self, event: DirectoryTree.FileSelected) -> None:
-        self.query_one("#path", Input).value = str(event.path)
-        self.query_one("#caption", Input).focus()
-
     @on(Input.Submitted, "#path")
-    def _path_entered(self, event: Input.Submitted) -> None:
-        path = clean_path(event.value)
-        if path.is_dir():
-            self.query_one("#files", AttachableTree).path = path
-            return
+    def _chosen(self) -> None:
         self.query_one("#caption", Input).focus()
 
     @on(Input.Submitted, "#caption")
@@ -72,9 +56,11 @@ class AttachScreen(FormDialog):
         self.action_save()
 
     def action_save(self) -> None:
-        path = clean_path(self.query_one("#path", Input).value)
+        path = self.query_one(PathPicker).path
         problem = None
-        if not path.is_file():
+        if path is None:
+            problem = "Type, paste or choose the file to attach"
+        elif not path.is_file():
             problem = f"There is no file at {path}" if not path.is_dir() else "Choose a file, not a folder"
         elif path.stat().st_size > model.ATTACHMENT_MAX_BYTES:
             problem = f"{path.name} is over {model.ATTACHMENT_MAX_BYTES // (1024 * 1024)} MB, the most that can be attached"
