@@ -340,11 +340,14 @@ RECORD_WORDS = {"issue": "issue", "note": "note", "action": "action", "status_ch
 
 
 def when_made(stamp: str) -> str:
-    """A bundle's time as people read it here (South African time, to the minute)."""
-    from fieldkit.model import local_time
+    """A bundle's time on this laptop's clock, to the minute, as the app shows every other time."""
+    from datetime import datetime, timezone
 
-    moment = local_time(stamp)
-    return moment.strftime("%Y-%m-%d %H:%M") if moment else stamp
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return str(stamp)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 @dataclass
