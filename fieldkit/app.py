@@ -387,8 +387,8 @@ class FieldkitApp(App[int]):
             self.run_worker(self._daily_backup, thread=True, group="backup", exit_on_error=False)
 
     def _daily_backup(self) -> None:
-        """A checked backup once a day, beside the app's own work (the store takes its lock only to copy)."""
-        if self.register.backup_if_due():
+        """A checked backup once a day, made in a process of its own beside the app's work (see ``Backups.make_elsewhere``)."""
+        if self.register.backup_if_due(elsewhere=True):
             log.info("backed up the register to %s", self.register.store.backups.newest())
 
     # -- actions ---------------------------------------------------------------------------

@@ -589,14 +589,14 @@ class Register:
 
     # -- backups ----------------------------------------------------------------------------
 
-    def backup_if_due(self, hours: float = 24) -> bool:
+    def backup_if_due(self, hours: float = 24, elsewhere: bool = False) -> bool:
         """Make a backup when the newest is older than ``hours`` (or from a clock that has since gone back)."""
         newest = self.store.backups.newest()
         if newest is not None:
             age = time.time() - newest.stat().st_mtime
             if 0 <= age < hours * 3600:
                 return False
-        self.store.backup()
+        self.store.backup(elsewhere)
         return True
 
     # -- the app's unsaved form ----------------------------------------------------------

@@ -28,9 +28,10 @@ def register(home: Path):
     opened.close()
 
 
-def run_fieldkit(home: Path, *args: str, input_text: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run the real command in a fresh process, as a person would type it."""
-    env = {**os.environ, "FIELDKIT_HOME": str(home)}
+def run_fieldkit(home: Path, *args: str, input_text: str | None = None, timeout: float = 60,
+                 extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real command in a fresh process, as a person would type it (``extra``: more environment)."""
+    env = {**os.environ, "FIELDKIT_HOME": str(home), **(extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "fieldkit", *args],
         capture_output=True,

@@ -18,7 +18,7 @@ import pytest
 
 from fieldkit.filters import IssueFilter
 from fieldkit.register import Register
-from fieldkit.store import Store, StoreCorrupt
+from fieldkit.store import Store, StoreCorrupt, StoreError
 from fieldkit.store.backups import Backups
 
 from conftest import run_fieldkit
@@ -291,6 +291,42 @@ def test_a_backup_is_an_independent_checked_copy_and_recover_restores_it(home):
     listed = run_fieldkit(home, "find", "--json")
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 5
     assert any(p.name.startswith("damaged-") for p in home.iterdir())
+
+
+def test_the_apps_daily_backup_made_in_a_process_of_its_own_restores_like_any_other(home):
+    """The app makes its daily backup in another process (so a province's register never stalls the screen);
+    it is the same checked backup, also of an encrypted register, and a failure is one line."""
+    from fieldkit.encryption import encrypt, open_register
+
+    with Register.open(home) as register:
+        for n in range(3):
+            add(register, f"Issue {n}")
+        encrypt(register.store, "blue reservoir at dawn")
+    with open_register(home, ask=lambda _: "blue reservoir at dawn") as register:
+        before = register.store.backups.newest()
+        os.utime(before, (time.time() - 2 * 86_400,) * 2)
+        assert register.backup_if_due(elsewhere=True) is True
+        made = register.store.backups.newest()
+        assert made != before and Backups(home).unpack(made, home / ".check.sqlite") is None
+        (home / ".check.sqlite").unlink()
+        add(register, "Not in the backup")
+        os.utime(made, (time.time() - 2 * 86_400,) * 2)
+        limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, limits[1]))  # a full disk, for the backup's process
+        try:
+            with pytest.raises(StoreError) as refused:
+                register.backup_if_due(elsewhere=True)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        assert "\n" not in str(refused.value) and "Free some space there" in str(refused.value)
+    (home / "register.sqlite").write_bytes(b"not a database at all")
+    wrong = run_fieldkit(home, "recover", extra={"FIELDKIT_PASSPHRASE": "green reservoir at dusk"})
+    assert "does not open this register" in one_line_error(wrong)
+    assert (home / "register.sqlite").read_bytes() == b"not a database at all", "a wrong passphrase moves nothing"
+    result = run_fieldkit(home, "recover", extra={"FIELDKIT_PASSPHRASE": "blue reservoir at dawn"})
+    assert result.returncode == 0 and made.name in result.stdout, result.stderr
+    listed = run_fieldkit(home, "find", "--json", extra={"FIELDKIT_PASSPHRASE": "blue reservoir at dawn"})
+    assert sorted(r["title"] for r in json.loads(listed.stdout)) == ["Issue 0", "Issue 1", "Issue 2"]
 
 
 def test_a_damaged_backup_is_never_restored(home):

@@ -480,16 +480,18 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from fieldkit.store import default_home
 
     home = default_home()
-    if args.files:
-        from fieldkit.recovery import restore_files
-
-        print(f"brought back {restore_files(home)} attached files from the backups")
-        return 0
     if args.list:
         for backup in list_backups(home):
             print(backup)
         return 0
-    restored, moved = restore(home, args.source)
+    from fieldkit.encryption import codec_for, passphrase, unlock
+
+    if args.files:
+        from fieldkit.recovery import restore_files
+
+        print(f"brought back {restore_files(home, codec_for(home))} attached files from the backups")
+        return 0
+    restored, moved = restore(home, args.source, lambda: unlock(home, passphrase(home)))
     kept = f"; the damaged file was moved to {moved}" if moved else ""
     print(f"restored {home} from {restored.name}{kept}")
     print("changes made after that backup are not in it; if they were synced, `fieldkit sync` brings them back")

@@ -558,9 +558,10 @@ class Store:
 
     # -- backups ---------------------------------------------------------------------------
 
-    def backup(self) -> Path:
-        """A verified, independent, compressed copy of the register (see ``backups.py``), and its attached files."""
-        made = self.backups.make(self.db)
+    def backup(self, elsewhere: bool = False) -> Path:
+        """A verified, independent, compressed copy of the register (see ``backups.py``), and its attached files;
+        ``elsewhere`` makes the register's copy in a process of its own (the app, beside its interface)."""
+        made = self.backups.make_elsewhere(self.db.path) if elsewhere else self.backups.make(self.db.path)
         self.blobs.back_up(self.backups.folder / "files")
         return made
 

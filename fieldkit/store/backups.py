@@ -16,15 +16,13 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fieldkit.store.database import FILE_NAME, StoreError, checksum
 from fieldkit.store.files import fsync_dir
-
-if TYPE_CHECKING:
-    from fieldkit.store.database import Database
 
 KEEP = 3
 NAME = re.compile(r"^backup-(\d{6,})\.sqlite\.gz$")
@@ -60,7 +58,7 @@ class Backups:
                 if leftover.name.startswith(".incomplete-") or (leftover.name.startswith(".") and leftover.name.endswith(".tmp")):
                     leftover.unlink(missing_ok=True)
 
-    def make(self, db: "Database") -> Path:
+    def make(self, database: Path) -> Path:
         """Copy, check and compress the register into the next numbered backup; keep the newest few."""
         self.folder.mkdir(exist_ok=True, mode=0o700)
         number = self._next_number()
@@ -70,7 +68,7 @@ class Backups:
         try:
             # A connection of its own: the copy is one read of the file, and never waits on (or holds up)
             # the statements of the register's own connection in another thread.
-            source = sqlite3.connect(f"{db.path.as_uri()}?mode=ro", uri=True)
+            source = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
             target = sqlite3.connect(copy)
             try:
                 source.execute("PRAGMA busy_timeout = 15000")
@@ -89,9 +87,10 @@ class Backups:
             os.chmod(packed, 0o600)
             os.replace(packed, final)
             fsync_dir(self.folder)
-        except OSError as err:
+        except (OSError, sqlite3.Error) as err:
+            why = err.strerror if isinstance(err, OSError) else str(err)  # SQLite says "disk I/O error" for a full disk
             raise StoreError(
-                f"Could not write a backup in {self.folder}: {err.strerror}. "
+                f"Could not write a backup in {self.folder}: {why}. "
                 "Free some space there and try again; the register itself was not changed."
             ) from None
         finally:
@@ -100,6 +99,17 @@ class Backups:
         for old in self.list()[KEEP:]:
             old.unlink(missing_ok=True)
         return final
+
+    def make_elsewhere(self, database: Path) -> Path:
+        """``make`` in a process of its own: the app's daily backup of a province's register reads and checks
+        every row, which in the app's process would hold the interpreter away from the interface for seconds
+        and leave its memory behind. The copy is of the stored bytes, so no key is needed for a sealed register."""
+        done = subprocess.run([sys.executable, "-m", "fieldkit.store.backups", str(database)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            said = done.stderr.strip().splitlines()
+            raise StoreError(said[-1] if said else f"The backup process stopped (exit {done.returncode}); run `fieldkit backup`")
+        return Path(done.stdout.strip())
 
     def unpack(self, backup: Path, target: Path) -> str | None:
         """Write a backup out as a database file and check it: None when it is sound, else what is wrong."""
@@ -136,3 +146,18 @@ def verify_database(path: Path) -> str | None:
     finally:
         conn.close()
     return None
+
+
+def main(argv: list[str]) -> int:
+    """``python -m fieldkit.store.backups REGISTER_FILE``: one backup, its path on stdout (see ``make_elsewhere``)."""
+    database = Path(argv[0])
+    try:
+        print(Backups(database.parent).make(database))
+    except StoreError as err:
+        print(err, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -178,9 +178,10 @@ class KeyFile:
         atomic_write(home / KEY_FILE, self.to_json())
 
 
-def is_sealed(home: Path) -> bool:
-    """Whether the register in ``home`` is stored encrypted (read from the register file itself)."""
-    path = home / FILE_NAME
+def is_sealed(home: Path, file: Path | None = None) -> bool:
+    """Whether the register in ``home`` (or the register ``file``, a backup unpacked) is stored encrypted
+    (read from the register file itself)."""
+    path = file or home / FILE_NAME
     if not path.exists():
         return False
     try:
