@@ -302,10 +302,11 @@ class Store:
         if gone:
             self.db.write_many("DELETE FROM record WHERE kind = ? AND id = ?", gone)
             self.db.write_many("DELETE FROM issue_line WHERE id = ?", [(record_id,) for _, record_id in gone])
-        if not self.codec.searchable and (plain_lines or gone):
+        gone_issues = [record_id for kind, record_id in gone if kind == "issue"]
+        if not self.codec.searchable and (plain_lines or gone_issues):
             from fieldkit.store import sealed_lines
 
-            sealed_lines.update(self.db, self.codec, plain_lines, [record_id for kind, record_id in gone if kind == "issue"])
+            sealed_lines.changed(self.db, self.codec, plain_lines, gone_issues, self._sealed_line)
         if ops:
             self.db.write_many("INSERT OR REPLACE INTO outbox(op_id, record_id, state, reason, op, crc) VALUES (?, ?, ?, ?, ?, ?)", ops)
 
@@ -473,17 +474,29 @@ class Store:
             if needle is None or needle in line:
                 yield line
 
-    def _searched_sealed_lines(self, needle: str | None) -> Iterator[str]:
-        """A search of an encrypted register: a bucket of lines opened at a time (``sealed_lines.py``).
+    def _searched_sealed_lines(self, needle: str) -> Iterator[str]:
+        """A search of an encrypted register: the lines whose words hold ``needle``, from the buckets
+        that can hold it (``sealed_lines.py``), then from the issues changed since their buckets were written.
 
         Each bucket is sealed with AES-GCM, whose tag already refuses a changed byte.
         """
         from fieldkit.store import sealed_lines
 
+        db = self._read()
+        changed = sealed_lines.recent(db)
         try:
-            yield from sealed_lines.search(self._read(), self.codec, needle)
+            yield from sealed_lines.search(db, self.codec, needle, set(changed))
         except ValueError:
             raise self.db.corrupt(self.db.path, "a bucket of lookup lines does not read back") from None
+        for start in range(0, len(changed), 500):
+            chunk = changed[start:start + 500]
+            rows = db.rows(f"SELECT id, line, crc FROM issue_line WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            yield from (line for line in self._unsealed_lines(rows, None) if needle in line.rpartition("\t")[2])
+
+    def _sealed_line(self, record_id: str) -> str | None:
+        """One issue's lookup line, opened; None when it has none."""
+        found = self.db.rows("SELECT id, line, crc FROM issue_line WHERE id = ?", (record_id,))
+        return next(self._unsealed_lines(found, None), None)
 
     def refs_starting(self, prefix: str, limit: int) -> list[str]:
         upper = prefix.upper()
@@ -546,6 +559,13 @@ class Store:
                 pass
         for _ in self.issue_lines():
             pass
+        if not self.codec.searchable:
+            from fieldkit.store import sealed_lines
+
+            try:
+                sealed_lines.check(self.db, self.codec)
+            except ValueError:
+                raise self.db.corrupt(self.db.path, "a bucket of lookup lines does not read back") from None
         self.outbox("pending")
         self.outbox("rejected")
         blobs = self.blobs
