@@ -58,7 +58,8 @@ def terminal_ask(prompt: str) -> str:
     """Ask on the terminal without echo; on no terminal, say how else to give it."""
     if not sys.stdin.isatty():
         raise Locked("The register is encrypted and there is no terminal to ask for its passphrase: "
-                     f"set {ENV} (or keep the key in the OS keyring with `fieldkit encrypt --remember`)")
+                     f"set {ENV}, run `fieldkit unlock` in a terminal first, or keep the key in the OS keyring "
+                     "with `fieldkit encrypt --remember`")
     return getpass.getpass(prompt)
 
 

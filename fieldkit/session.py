@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -48,7 +47,7 @@ class _Keyctl:
     """The two system calls, or None where the kernel has no keyring for us."""
 
     def __init__(self) -> None:
-        numbers = _SYSCALLS.get(platform.machine().lower()) if sys.platform.startswith("linux") else None
+        numbers = _SYSCALLS.get(os.uname().machine.lower()) if sys.platform.startswith("linux") else None
         if numbers is None:
             raise OSError("no kernel keyring on this system")
         self.add_key_nr, self.keyctl_nr = numbers

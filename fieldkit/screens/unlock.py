@@ -15,6 +15,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
+from fieldkit import session
 from fieldkit.encryption import SealedCodec, StoreError, start_session, unlock
 from fieldkit.screens.dialogs import Dialog
 
@@ -37,9 +38,10 @@ class UnlockScreen(Screen):
             yield Label("Passphrase")
             yield Input(id="passphrase", password=True, placeholder="the passphrase set with `fieldkit encrypt`")
             yield Static("", id="problem", classes="problem")
-            yield Static("It stays unlocked for this login for 8 hours, for the app and the `fieldkit` commands; "
-                         "`fieldkit lock` locks it sooner. Forgotten it? In a terminal, `fieldkit unlock --recovery-key` "
-                         "sets a new one with the recovery key printed when encryption was turned on.", id="hint")
+            kept = ("It stays unlocked for this login for 8 hours, for the app and the `fieldkit` commands; "
+                    "`fieldkit lock` locks it sooner. " if session.available() else "")
+            yield Static(f"{kept}Forgotten it? In a terminal, `fieldkit unlock --recovery-key` sets a new one with "
+                         "the recovery key printed when encryption was turned on.", id="hint")
         yield Footer()
 
     def on_mount(self) -> None:

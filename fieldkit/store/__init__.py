@@ -129,7 +129,7 @@ class Store:
             from fieldkit.store.sealing import Locked
 
             raise Locked(f"The register in {self.home} is encrypted: give its passphrase "
-                         "(FIELDKIT_PASSPHRASE, the OS keyring, or run fieldkit in a terminal to be asked)")
+                         "(`fieldkit unlock`, FIELDKIT_PASSPHRASE, the OS keyring, or run fieldkit in a terminal to be asked)")
 
     # -- TinyDB's document API ---------------------------------------------------------
 

@@ -25,9 +25,9 @@ written and journalled on every save). It adds the ids of the issues it
 changed to a short list in the register's ``meta`` table, whose page every
 commit writes anyway; a search skips those issues in their buckets and reads
 their lines from ``issue_line`` instead, so the newest line wins and a removed
-issue is gone. The save that fills the list (about 50 ids) folds them into
-their buckets and signatures and empties it. Everything happens inside the
-save's transaction.
+issue is gone. Once the list is full (about 50 ids), a save folds its oldest
+eight into their buckets and signatures. Everything happens inside the save's
+transaction.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ PER_ROW = 8  # signatures sealed together in one row of sealed_signs: byte ``b``
 SIGNS = "CREATE TABLE IF NOT EXISTS sealed_signs(row INTEGER PRIMARY KEY, data BLOB NOT NULL)"
 RECENT = "sealed_recent"  # the meta key listing the ids changed since their buckets were written
 RECENT_BYTES = 2000  # the list stays inside the meta table's one page (about 50 ids)
+FOLD = 8  # ids folded into their buckets at a time once the list is full
 
 
 def bucket_of(record_id: str) -> int:
@@ -58,7 +59,7 @@ def _bit(piece: bytes) -> int:
     found = _bits.get(piece)
     if found is None:
         found = _bits[piece] = zlib.crc32(piece) % SIGN_BITS
-        if len(_bits) > 200_000:
+        if len(_bits) > 50_000:  # a few MB at most; three-byte pieces of real words are far fewer
             _bits.clear()
     return found
 
@@ -87,18 +88,26 @@ def changed(db: Any, codec: Any, lines: Iterable[tuple[str, str]], gone: Iterabl
             read_line: Callable[[str], str | None]) -> None:
     """Note the issues a save changed (``(id, line)``) or removed (inside its transaction).
 
-    ``read_line`` gives the current lookup line of an issue changed by an
-    earlier save (None when it is gone), for the fold.
+    When the list is full, the oldest few are folded into their buckets: a few
+    buckets in one save in eight or so, rather than fifty in one save in fifty,
+    so no save waits long. ``read_line`` gives the current lookup line of an
+    issue changed by an earlier save (None when it is gone).
     """
     written = dict(lines)
-    ids = dict.fromkeys([*recent(db), *written, *gone])
-    listed = orjson.dumps(list(ids)).decode("utf-8")
-    if len(listed) <= RECENT_BYTES:
+    ids = list(dict.fromkeys([*recent(db), *written, *gone]))
+    size, cut = 1 + sum(len(record_id) + 3 for record_id in ids), 0  # its length as JSON
+    while size > RECENT_BYTES:
+        size -= sum(len(record_id) + 3 for record_id in ids[cut:cut + FOLD])
+        cut += FOLD
+    folded, ids = ids[:cut], ids[cut:]
+    if folded:
+        _put(db, codec, {record_id: written[record_id] if record_id in written else read_line(record_id)
+                         for record_id in folded})
+    if ids:
         db.write("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                 (RECENT, listed))  # updated in place: the key's index page is not written again
-        return
-    _put(db, codec, {record_id: written[record_id] if record_id in written else read_line(record_id) for record_id in ids})
-    db.write("DELETE FROM meta WHERE key = ?", (RECENT,))
+                 (RECENT, orjson.dumps(ids).decode("utf-8")))  # updated in place: the key's index page is not written again
+    else:
+        db.write("DELETE FROM meta WHERE key = ?", (RECENT,))
 
 
 WORDS_FIRST = b"\x00"  # a bucket's layout: its lines' words together, then the rest of each line
