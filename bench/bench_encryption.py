@@ -9,8 +9,8 @@ encryption. Then, beside each other, taking turns so a busy machine weighs on
 both alike, what a person meets:
 
 - steady saves in a long-lived process with the index loaded, as in the app:
-  median, p95 and p99 of up to 2,000 edits spread over the register (every
-  50th or so sealed save also folds the issues changed since into their sealed
+  median, p95 and p99 of up to 2,000 edits spread over the register (about
+  one sealed save in 300 also folds the issues saved since into their sealed
   buckets); and the time sealing and opening take inside 1,000 such saves;
 - ``fieldkit edit`` changing one issue, a cold process;
 - cold ``fieldkit find`` processes (a common word, the word fewest issues
@@ -85,7 +85,7 @@ def child_saves(home: str, count: int) -> None:
 
 
 def child_codec(home: str, count: int) -> None:
-    """Time spent sealing and opening (the codec, and noting and folding changed lines) in each of ``count`` saves.
+    """Time spent sealing and opening (the codec, and folding the issues saved lately into their buckets) in each of ``count`` saves.
 
     Steady saves are mostly an fsync whose time the machine's load moves a lot;
     this is the part encryption adds, measured inside the same saves.
@@ -108,7 +108,8 @@ def child_codec(home: str, count: int) -> None:
                     spent[0] += time.perf_counter() - start
         return inner
 
-    codec.seal, codec.unseal, sealed_lines.changed = timed(codec.seal), timed(codec.unseal), timed(sealed_lines.changed)
+    codec.seal, codec.unseal = timed(codec.seal), timed(codec.unseal)
+    sealed_lines.fold_if_due = timed(sealed_lines.fold_if_due)
     rows = register.find()
     rng = random.Random(7)
     spent[0] = 0.0

@@ -21,13 +21,13 @@ costs a wasted look, never a missed line) and is made exact again when the
 register is encrypted.
 
 A save does not rewrite a bucket or a signature (several KB sealed: pages
-written and journalled on every save). It adds the ids of the issues it
-changed to a short list in the register's ``meta`` table, whose page every
-commit writes anyway; a search skips those issues in their buckets and reads
-their lines from ``issue_line`` instead, so the newest line wins and a removed
-issue is gone. Once the list is full (about 50 ids), a save folds its oldest
-eight into their buckets and signatures. Everything happens inside the save's
-transaction.
+written and journalled on every save). The records it writes carry the
+transaction's sequence number, as every record does, and the sequence number
+the buckets were last brought up to is kept in ``meta``; a search skips the
+issues saved since in their buckets and reads their lines from ``issue_line``
+instead, so the newest line wins. Once about 300 edits' records are newer than
+the buckets, the save's transaction ends by folding those issues in (one save
+in a few hundred). An issue taken out of the register leaves its bucket at once.
 """
 
 from __future__ import annotations
@@ -36,16 +36,14 @@ import struct
 import zlib
 from typing import Any, Callable, Iterable, Iterator
 
-import orjson
 
 BUCKETS = 4096
 TABLE = "CREATE TABLE IF NOT EXISTS sealed_lines(bucket INTEGER PRIMARY KEY, data BLOB NOT NULL)"
 SIGN_BITS = 8192  # a bucket's signature: about a quarter set for 25 issues' words
 PER_ROW = 8  # signatures sealed together in one row of sealed_signs: byte ``b`` holds bit ``b`` of all eight
 SIGNS = "CREATE TABLE IF NOT EXISTS sealed_signs(row INTEGER PRIMARY KEY, data BLOB NOT NULL)"
-RECENT = "sealed_recent"  # the meta key listing the ids changed since their buckets were written
-RECENT_BYTES = 2000  # the list stays inside the meta table's one page (about 50 ids)
-FOLD = 8  # ids folded into their buckets at a time once the list is full
+FOLDED = "sealed_folded"  # meta: every issue saved before this sequence number is in its bucket
+FOLD_AFTER = 768  # records saved since the last fold (about 300 edits) before a save folds them
 
 
 def bucket_of(record_id: str) -> int:
@@ -55,18 +53,16 @@ def bucket_of(record_id: str) -> int:
 _bits: dict[bytes, int] = {}
 
 
-def _bit(piece: bytes) -> int:
-    found = _bits.get(piece)
-    if found is None:
-        found = _bits[piece] = zlib.crc32(piece) % SIGN_BITS
-        if len(_bits) > 50_000:  # a few MB at most; three-byte pieces of real words are far fewer
-            _bits.clear()
-    return found
-
-
 def pieces(words: bytes) -> set[int]:
     """The signature bits of some words: one for each three-byte piece."""
-    return {_bit(words[i:i + 3]) for i in range(len(words) - 2)}
+    found = {words[i:i + 3] for i in range(len(words) - 2)}
+    unknown = found - _bits.keys()
+    if unknown:
+        if len(_bits) > 50_000:  # a few MB at most; the pieces of real words are far fewer
+            _bits.clear()
+            unknown = found
+        _bits.update((piece, zlib.crc32(piece) % SIGN_BITS) for piece in unknown)
+    return set(map(_bits.__getitem__, found))
 
 
 def words_of(line: str) -> bytes:
@@ -78,36 +74,52 @@ def _has_table(db: Any, name: str) -> bool:
     return bool(db.rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
 
 
-def recent(db: Any) -> list[str]:
-    """Ids whose bucket entries are out of date: their lines are read from ``issue_line``."""
-    found = db.rows("SELECT value FROM meta WHERE key = ?", (RECENT,))
-    return list(orjson.loads(found[0][0])) if found else []
+def _folded(db: Any) -> int | None:
+    found = db.rows("SELECT value FROM meta WHERE key = ?", (FOLDED,))
+    return int(found[0][0]) if found else None
 
 
-def changed(db: Any, codec: Any, lines: Iterable[tuple[str, str]], gone: Iterable[str],
-            read_line: Callable[[str], str | None]) -> None:
-    """Note the issues a save changed (``(id, line)``) or removed (inside its transaction).
+def _set_folded(db: Any, seq: int) -> None:
+    db.write("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+             (FOLDED, str(seq)))
 
-    When the list is full, the oldest few are folded into their buckets: a few
-    buckets in one save in eight or so, rather than fifty in one save in fifty,
-    so no save waits long. ``read_line`` gives the current lookup line of an
-    issue changed by an earlier save (None when it is gone).
+
+def changed(db: Any) -> list[str]:
+    """Ids of the issues saved since their buckets were written: a search reads their lines from ``issue_line``.
+
+    Every save gives the records it writes the transaction's sequence number
+    (``record.seq``, indexed), so they are found without a list of their own.
     """
-    written = dict(lines)
-    ids = list(dict.fromkeys([*recent(db), *written, *gone]))
-    size, cut = 1 + sum(len(record_id) + 3 for record_id in ids), 0  # its length as JSON
-    while size > RECENT_BYTES:
-        size -= sum(len(record_id) + 3 for record_id in ids[cut:cut + FOLD])
-        cut += FOLD
-    folded, ids = ids[:cut], ids[cut:]
-    if folded:
-        _put(db, codec, {record_id: written[record_id] if record_id in written else read_line(record_id)
-                         for record_id in folded})
-    if ids:
-        db.write("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                 (RECENT, orjson.dumps(ids).decode("utf-8")))  # updated in place: the key's index page is not written again
-    else:
-        db.write("DELETE FROM meta WHERE key = ?", (RECENT,))
+    since = _folded(db)
+    if since is None:
+        return []  # written whole (by fieldkit encrypt) and not saved to since
+    return [row[0] for row in db.rows(
+        "SELECT id FROM record INDEXED BY record_seq WHERE seq >= ? AND kind = 'issue'", (since,))]
+
+
+def fold_if_due(db: Any, codec: Any, lines_of: Callable[[list[str]], dict[str, str]]) -> None:
+    """At the end of a save's transaction: once about 300 edits' records are newer than the buckets, fold them in.
+
+    The buckets are written then, in one save in a few hundred, rather than
+    one bucket (several KB sealed, pages written and journalled) in every save.
+    ``lines_of`` gives the current lookup lines of issues by id.
+    """
+    since = _folded(db)
+    if since is None:
+        _set_folded(db, db.next_seq)  # the buckets were kept whole until now (an older fieldkit): from here on
+        return
+    newer = db.rows("SELECT count(*) FROM record INDEXED BY record_seq WHERE seq >= ?", (since,))[0][0]
+    if newer < FOLD_AFTER:
+        return
+    ids = changed(db)
+    found = lines_of(ids)
+    _put(db, codec, {record_id: found.get(record_id) for record_id in ids})
+    _set_folded(db, db.next_seq + 1)  # this transaction's records too: nothing is written after this
+
+
+def removed(db: Any, codec: Any, ids: Iterable[str]) -> None:
+    """Issues taken out of the register leave their buckets at once (they have no record left to be found by)."""
+    _put(db, codec, {record_id: None for record_id in ids})
 
 
 WORDS_FIRST = b"\x00"  # a bucket's layout: its lines' words together, then the rest of each line
@@ -178,11 +190,14 @@ def _put(db: Any, codec: Any, entries: dict[str, str | None]) -> None:
         for record_id, line in changes.items():
             if line is None:
                 held.pop(record_id, None)
-            else:
-                held[record_id] = line
-                bits |= pieces(words_of(line))
+                continue
+            words = words_of(line)
+            if record_id not in held or words_of(held[record_id]) != words:  # the same words: their bits are set
+                bits |= pieces(words)
+            held[record_id] = line
         rows.append((bucket, _seal(codec, held.values())))
-        added[bucket] = bits
+        if bits:
+            added[bucket] = bits
     db.write_many("INSERT OR REPLACE INTO sealed_lines(bucket, data) VALUES (?, ?)", rows)
     _sign(db, codec, added)
 
@@ -230,14 +245,14 @@ def rebuild(db: Any, codec: Any, lines: Iterable[tuple[str, str]]) -> None:
     db.write(SIGNS)
     db.write("DELETE FROM sealed_lines")  # emptied, not dropped: the file's free pages are vacuumed after
     db.write("DELETE FROM sealed_signs")
-    db.write("DELETE FROM meta WHERE key = ?", (RECENT,))
     _put(db, codec, dict(lines))
+    _set_folded(db, db.next_seq)
 
 
 def drop(db: Any) -> None:
     db.write("DROP TABLE IF EXISTS sealed_lines")
     db.write("DROP TABLE IF EXISTS sealed_signs")
-    db.write("DELETE FROM meta WHERE key = ?", (RECENT,))
+    db.write("DELETE FROM meta WHERE key = ?", (FOLDED,))
 
 
 def _candidates(db: Any, codec: Any, pattern: bytes) -> list[int] | None:
@@ -334,6 +349,8 @@ def check(db: Any, codec: Any) -> None:
         return
     kept = dict(db.rows("SELECT row, data FROM sealed_signs"))
     for bucket, bits in exact.items():
+        if not bits:
+            continue
         signs = codec.unseal(kept[bucket // PER_ROW]) if bucket // PER_ROW in kept else b""
         mask = 1 << (bucket % PER_ROW)
         if len(signs) != SIGN_BITS or any(not signs[bit] & mask for bit in bits):
