@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from fieldkit import keychain, session
+from fieldkit import keychain
 from fieldkit.store import Store, StoreError, default_home
 from fieldkit.store.sealing import (
     KEY_FILE,
@@ -105,6 +105,8 @@ def new_passphrase(ask: Ask | None = terminal_ask, env: str = ENV) -> str:
 
 def session_codec(home: Path) -> SealedCodec | None:
     """The register's key from this login's unlocked session, when there is one and it is this register's."""
+    from fieldkit import session  # here, not at the top: a plain register's commands never load ctypes
+
     kept = session.kept(home)
     if kept is None:
         return None
@@ -114,12 +116,19 @@ def session_codec(home: Path) -> SealedCodec | None:
     return codec
 
 
-def start_session(home: Path, codec: SealedCodec, seconds: float = session.DEFAULT_SECONDS) -> bool:
+SESSION_SECONDS = 8 * 3600  # how long `fieldkit unlock` (or a passphrase typed at a prompt) keeps a login unlocked
+
+
+def start_session(home: Path, codec: SealedCodec, seconds: float = SESSION_SECONDS) -> bool:
     """Keep the unlocked key for this login (``fieldkit lock`` or the expiry ends it); False where there are no sessions."""
+    from fieldkit import session
+
     return session.keep(home, codec.data_key, int(seconds))
 
 
 def end_session(home: Path) -> bool:
+    from fieldkit import session
+
     return session.end(home)
 
 
@@ -144,8 +153,10 @@ def codec_for(home: Path, ask: Ask | None = terminal_ask, keep_unlocked: bool = 
     return codec
 
 
-def unlock_session(home: Path, seconds: float = session.DEFAULT_SECONDS, ask: Ask | None = terminal_ask) -> None:
+def unlock_session(home: Path, seconds: float = SESSION_SECONDS, ask: Ask | None = terminal_ask) -> None:
     """``fieldkit unlock``: the passphrase (or the key kept in the OS keyring) once, then no more for ``seconds``."""
+    from fieldkit import session
+
     if not is_sealed(home):
         raise StoreError(f"The register in {home} is not encrypted; there is nothing to unlock")
     if not session.available():
@@ -158,7 +169,7 @@ def unlock_session(home: Path, seconds: float = session.DEFAULT_SECONDS, ask: As
         raise StoreError("The kernel refused to keep the register's key for this login; give the passphrase to each command instead")
 
 
-def session_note(seconds: float = session.DEFAULT_SECONDS) -> str:
+def session_note(seconds: float = SESSION_SECONDS) -> str:
     import time
 
     until = time.strftime("%H:%M", time.localtime(time.time() + seconds))
@@ -200,7 +211,7 @@ def decrypt(store: Store) -> None:
     reseal(store, PlainCodec())
     (store.home / KEY_FILE).unlink(missing_ok=True)
     keychain.remove(keyring_name(store.home))
-    session.end(store.home)
+    end_session(store.home)
 
 
 def change_passphrase(store: Store, new: str) -> None:
@@ -209,7 +220,7 @@ def change_passphrase(store: Store, new: str) -> None:
     if codec.searchable:
         raise StoreError(f"The register in {store.home} is not encrypted; turn encryption on with `fieldkit encrypt`")
     KeyFile.read(store.home).rewrapped(codec.data_key, new).write(store.home)
-    session.end(store.home)  # whoever unlocked with the old passphrase types the new one
+    end_session(store.home)  # whoever unlocked with the old passphrase types the new one
 
 
 def recover(home: Path, recovery_key: str, new: str) -> None:
@@ -218,5 +229,5 @@ def recover(home: Path, recovery_key: str, new: str) -> None:
         raise StoreError(f"The register in {home} is not encrypted; it needs no recovery key")
     codec = unlock_with_recovery(home, recovery_key)
     KeyFile.read(home).rewrapped(codec.data_key, new).write(home)
-    session.end(home)
+    end_session(home)
 

@@ -25,7 +25,6 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_SECONDS = 8 * 3600
 KEY_BYTES = 32
 
 #: System call numbers of add_key and keyctl on the machines fieldkit runs on.
@@ -109,7 +108,7 @@ def available() -> bool:
     return kernel is not None and _session_keyring(kernel) is not None
 
 
-def keep(home: Path, data_key: bytes, seconds: int = DEFAULT_SECONDS) -> bool:
+def keep(home: Path, data_key: bytes, seconds: int) -> bool:
     """Keep the register's key for this login for ``seconds``; False when this system cannot."""
     kernel = _keyctl()
     keyring = _session_keyring(kernel) if kernel is not None else None

@@ -104,3 +104,10 @@ def test_an_issue_taken_out_of_the_register_is_not_found_before_or_after_the_fol
         assert titles(register, "taxis") == ["Pothole at Dimbaza station"]
         assert titles(register, "zwelitsha") == []
         register.store.check()
+
+
+@given(old=st.binary(max_size=40) | st.text("ab c", max_size=40).map(str.encode),
+       new=st.binary(max_size=40) | st.text("ab c", max_size=40).map(str.encode))
+def test_a_changed_line_gives_its_bucket_every_piece_it_did_not_have(old: bytes, new: bytes) -> None:
+    """A fold sets only the pieces of what changed; a piece left out would be a line a search never finds."""
+    assert sealed_lines.pieces(new) - sealed_lines.pieces(old) <= sealed_lines.pieces(sealed_lines._new_part(old, new))

@@ -113,7 +113,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         encryption.recover(home, key, new)
         print("a new passphrase is set; the recovery key keeps working, keep it safe")
         return 0
-    seconds = args.duration or encryption.session.DEFAULT_SECONDS
+    seconds = args.duration or encryption.SESSION_SECONDS
     encryption.unlock_session(home, seconds)
     print(encryption.session_note(seconds))
     return 0

@@ -65,6 +65,22 @@ def pieces(words: bytes) -> set[int]:
     return set(map(_bits.__getitem__, found))
 
 
+def _new_part(old: bytes, new: bytes) -> bytes:
+    """The part of ``new`` whose pieces ``old`` may not have had: all but what both begin and end with.
+
+    A piece lying wholly in the beginning or the end the two share is a piece
+    ``old`` had, so its bit is already set.
+    """
+    most = min(len(old), len(new))
+    same = 0
+    while same < most and old[same] == new[same]:
+        same += 1
+    tail = 0
+    while tail < most - same and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    return new[max(0, same - 2):len(new) - max(0, tail - 2)]
+
+
 def words_of(line: str) -> bytes:
     """A lookup line's search words (its last column), as a signature sees them."""
     return line.rpartition("\t")[2].encode("utf-8")
@@ -192,8 +208,7 @@ def _put(db: Any, codec: Any, entries: dict[str, str | None]) -> None:
                 held.pop(record_id, None)
                 continue
             words = words_of(line)
-            if record_id not in held or words_of(held[record_id]) != words:  # the same words: their bits are set
-                bits |= pieces(words)
+            bits |= pieces(_new_part(words_of(held[record_id]), words) if record_id in held else words)
             held[record_id] = line
         rows.append((bucket, _seal(codec, held.values())))
         if bits:
