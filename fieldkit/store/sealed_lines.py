@@ -301,6 +301,7 @@ def search(db: Any, codec: Any, needle: str, skip: set[str]) -> list[str]:
     if "\n" in needle or "\t" in needle:
         return []  # no line's words hold a line break or a tab
     pattern = needle.encode("utf-8")
+    skipped = {record_id.encode("utf-8") + b"\t" for record_id in skip}
     found: list[str] = []
     for data in _buckets(db, _candidates(db, codec, pattern)):
         text = codec.unseal(data)
@@ -322,9 +323,9 @@ def search(db: Any, codec: Any, needle: str, skip: set[str]) -> list[str]:
             counted = start
             if place + 1 >= len(starts):
                 raise ValueError("a bucket's words do not match its lines")
-            rest = text[rests + starts[place]:rests + starts[place + 1] - 1].decode("utf-8")
-            if rest.partition("\t")[0] not in skip:
-                found.append(f"{rest}\t{text[start:end].decode('utf-8')}")
+            rest = text[rests + starts[place]:rests + starts[place + 1] - 1]
+            if not skipped or rest[:rest.find(b"\t") + 1] not in skipped:  # the id and its tab
+                found.append((rest + b"\t" + text[start:end]).decode("utf-8"))
             at = text.find(pattern, end, end_of_words)
     return found
 
