@@ -1,11 +1,13 @@
-"""Encryption at rest, as a person uses it: unlock, turn on, turn off, change the passphrase, recover.
+"""Encryption at rest, as a person uses it: unlock, lock, turn on, turn off, change the passphrase, recover.
 
 The sealing itself lives in ``fieldkit.store.sealing``; this module decides
-where the key comes from: the passphrase in ``FIELDKIT_PASSPHRASE`` (for
-scripts), else the register's key kept in the OS keyring (``--remember``, where
-there is one: no slow key derivation at each command), else the passphrase asked
-on a terminal. The command line and the app open the register through
-``open_register`` so an encrypted one is never opened without its key.
+where the key comes from, cheapest first: this login's unlocked session
+(``fieldkit unlock``, see ``fieldkit.session``: no key derivation), else the
+passphrase in ``FIELDKIT_PASSPHRASE`` (for scripts), else the register's key
+kept in the OS keyring (``--remember``, where there is one), else the
+passphrase asked on a terminal, which starts a session as ``sudo`` does. The
+command line and the app open the register through ``open_register`` so an
+encrypted one is never opened without its key.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from fieldkit.store.sealing import (
     unlock_with_recovery,
 )
 
-__all__ = ["open_register", "encrypt", "decrypt", "change_passphrase", "recover", "is_sealed",
-           "WrongPassphrase", "Locked", "PassphraseRefused", "MIN_LENGTH"]
+__all__ = ["open_register", "encrypt", "decrypt", "change_passphrase", "recover", "is_sealed", "codec_for",
+           "start_session", "end_session", "WrongPassphrase", "Locked", "PassphraseRefused", "MIN_LENGTH"]
 
 ENV = "FIELDKIT_PASSPHRASE"
 NEW_ENV = "FIELDKIT_NEW_PASSPHRASE"
@@ -56,7 +58,8 @@ def terminal_ask(prompt: str) -> str:
     """Ask on the terminal without echo; on no terminal, say how else to give it."""
     if not sys.stdin.isatty():
         raise Locked("The register is encrypted and there is no terminal to ask for its passphrase: "
-                     f"set {ENV} (or keep the key in the OS keyring with `fieldkit encrypt --remember`)")
+                     f"set {ENV}, run `fieldkit unlock` in a terminal first, or keep the key in the OS keyring "
+                     "with `fieldkit encrypt --remember`")
     return getpass.getpass(prompt)
 
 
@@ -100,23 +103,86 @@ def new_passphrase(ask: Ask | None = terminal_ask, env: str = ENV) -> str:
     return given
 
 
-def codec_for(home: Path, ask: Ask | None = terminal_ask) -> SealedCodec | None:
-    """The unlocked key of an encrypted register, or None for a plain one."""
+def session_codec(home: Path) -> SealedCodec | None:
+    """The register's key from this login's unlocked session, when there is one and it is this register's."""
+    from fieldkit import session  # here, not at the top: a plain register's commands never load ctypes
+
+    kept = session.kept(home)
+    if kept is None:
+        return None
+    codec = unlock_with_key(home, kept)
+    if codec is None:
+        session.end(home)  # another register's key, left by one since replaced at this path
+    return codec
+
+
+SESSION_SECONDS = 8 * 3600  # how long `fieldkit unlock` (or a passphrase typed at a prompt) keeps a login unlocked
+
+
+def start_session(home: Path, codec: SealedCodec, seconds: float = SESSION_SECONDS) -> bool:
+    """Keep the unlocked key for this login (``fieldkit lock`` or the expiry ends it); False where there are no sessions."""
+    from fieldkit import session
+
+    return session.keep(home, codec.data_key, int(seconds))
+
+
+def end_session(home: Path) -> bool:
+    from fieldkit import session
+
+    return session.end(home)
+
+
+def codec_for(home: Path, ask: Ask | None = terminal_ask, keep_unlocked: bool = True) -> SealedCodec | None:
+    """The unlocked key of an encrypted register, or None for a plain one.
+
+    A passphrase typed at the terminal starts a session for this login, so the
+    next commands neither ask again nor spend the key derivation's 0.2 s.
+    """
     if not is_sealed(home):
         return None
+    unlocked = session_codec(home)
+    if unlocked is not None:
+        return unlocked
     if not os.environ.get(ENV):
         kept = kept_codec(home)
         if kept is not None:
             return kept
-    return unlock(home, passphrase(home, ask))
+    codec = unlock(home, passphrase(home, ask))
+    if keep_unlocked and ask is terminal_ask and not os.environ.get(ENV) and start_session(home, codec):
+        print(session_note(), file=sys.stderr)
+    return codec
 
 
-def open_register(home: str | os.PathLike | None = None, author: str | None = None, ask: Ask | None = terminal_ask):
-    """The register, unlocked when it is encrypted."""
+def unlock_session(home: Path, seconds: float = SESSION_SECONDS, ask: Ask | None = terminal_ask) -> None:
+    """``fieldkit unlock``: the passphrase (or the key kept in the OS keyring) once, then no more for ``seconds``."""
+    from fieldkit import session
+
+    if not is_sealed(home):
+        raise StoreError(f"The register in {home} is not encrypted; there is nothing to unlock")
+    if not session.available():
+        raise StoreError("This system keeps no unlocked sessions (no kernel keyring): keep the register's key in the OS "
+                         f"keyring with `fieldkit encrypt --remember`, or give the passphrase in {ENV}")
+    codec = None if os.environ.get(ENV) else kept_codec(home)
+    if codec is None:
+        codec = unlock(home, passphrase(home, ask))
+    if not start_session(home, codec, seconds):
+        raise StoreError("The kernel refused to keep the register's key for this login; give the passphrase to each command instead")
+
+
+def session_note(seconds: float = SESSION_SECONDS) -> str:
+    import time
+
+    until = time.strftime("%H:%M", time.localtime(time.time() + seconds))
+    return f"unlocked for this login until {until}; `fieldkit lock` locks it now"
+
+
+def open_register(home: str | os.PathLike | None = None, author: str | None = None, ask: Ask | None = terminal_ask,
+                  keep_unlocked: bool = True):
+    """The register, unlocked when it is encrypted (``keep_unlocked``: a passphrase typed starts a session)."""
     from fieldkit.register import Register
 
     folder = Path(home) if home is not None else default_home()
-    return Register.open(folder, author, codec=codec_for(folder, ask))
+    return Register.open(folder, author, codec=codec_for(folder, ask, keep_unlocked))
 
 
 def encrypt(store: Store, new: str, remember: bool = False) -> str:
@@ -145,6 +211,7 @@ def decrypt(store: Store) -> None:
     reseal(store, PlainCodec())
     (store.home / KEY_FILE).unlink(missing_ok=True)
     keychain.remove(keyring_name(store.home))
+    end_session(store.home)
 
 
 def change_passphrase(store: Store, new: str) -> None:
@@ -153,6 +220,7 @@ def change_passphrase(store: Store, new: str) -> None:
     if codec.searchable:
         raise StoreError(f"The register in {store.home} is not encrypted; turn encryption on with `fieldkit encrypt`")
     KeyFile.read(store.home).rewrapped(codec.data_key, new).write(store.home)
+    end_session(store.home)  # whoever unlocked with the old passphrase types the new one
 
 
 def recover(home: Path, recovery_key: str, new: str) -> None:
@@ -161,4 +229,5 @@ def recover(home: Path, recovery_key: str, new: str) -> None:
         raise StoreError(f"The register in {home} is not encrypted; it needs no recovery key")
     codec = unlock_with_recovery(home, recovery_key)
     KeyFile.read(home).rewrapped(codec.data_key, new).write(home)
+    end_session(home)
 

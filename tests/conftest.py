@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from fieldkit import session
 from fieldkit.register import Register
+
+# The run's unlocked sessions (``fieldkit unlock``) live in a session keyring of its own, as a new
+# login's would: they never mix with the person's, and end with the run.
+session.new_login()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Commands for personal information: encrypt, decrypt, unlock (with the recovery key), forget-contact."""
+"""Commands for personal information: encrypt, decrypt, unlock, lock, forget-contact."""
 
 from __future__ import annotations
 
@@ -20,10 +20,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("decrypt", help="store the register on this laptop unencrypted again")
     p.set_defaults(handler=cmd_decrypt)
 
-    p = commands.add_parser("unlock", help="forgotten passphrase: set a new one with the recovery key")
-    p.add_argument("--recovery-key", nargs="?", const="", required=True, metavar="KEY",
-                   help="the key printed by `fieldkit encrypt` (asked for when not given here)")
+    p = commands.add_parser("unlock", help="unlock the encrypted register for this login (8 hours unless --for); "
+                                           "with --recovery-key: set a new passphrase")
+    p.add_argument("--for", dest="duration", type=_duration, default=None, metavar="TIME",
+                   help="how long it stays unlocked, e.g. 30m, 2h (at most 24h; default 8h)")
+    p.add_argument("--recovery-key", nargs="?", const="", default=None, metavar="KEY",
+                   help="forgotten passphrase: the key printed by `fieldkit encrypt` (asked for when not given here) sets a new one")
     p.set_defaults(handler=cmd_unlock)
+
+    p = commands.add_parser("lock", help="lock the encrypted register again: the next command asks for the passphrase")
+    p.add_argument("--forget", action="store_true",
+                   help="also take the register's key out of the OS keyring, where `encrypt --remember` put it")
+    p.set_defaults(handler=cmd_lock)
 
     register_forget(commands)
 
@@ -36,13 +44,13 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     if args.change_passphrase:
         if not encryption.is_sealed(home):
             raise CommandError(f"the register in {home} is not encrypted; turn encryption on with `fieldkit encrypt`")
-        with encryption.open_register(home) as register:
+        with encryption.open_register(home, keep_unlocked=False) as register:
             new = encryption.new_passphrase(env=encryption.NEW_ENV)
             encryption.change_passphrase(register.store, new)
         print("passphrase changed; the register was not rewritten and the recovery key still works")
         return 0
     if encryption.is_sealed(home) and args.remember:
-        with encryption.open_register(home) as register:
+        with encryption.open_register(home, keep_unlocked=False) as register:
             kept = encryption.remember_key(home, register.store.codec)
         if not kept:
             raise CommandError("there is no OS keyring on this machine: give the passphrase in FIELDKIT_PASSPHRASE, or type it when asked")
@@ -70,10 +78,28 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     home = default_home()
     if not encryption.is_sealed(home):
         raise CommandError(f"the register in {home} is not encrypted")
-    with encryption.open_register(home) as register:
+    with encryption.open_register(home, keep_unlocked=False) as register:
         encryption.decrypt(register.store)
     print(f"the register in {home} is stored unencrypted again; old encrypted backups were replaced by a new one")
     return 0
+
+
+MAX_UNLOCKED = 24 * 3600
+
+
+def _duration(text: str) -> int:
+    """``90s``, ``30m``, ``8h`` (a bare number is hours), in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    cleaned = text.strip().lower()
+    unit = units.get(cleaned[-1:], None)
+    try:
+        amount = float(cleaned[:-1] if unit else cleaned)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a time such as 30m or 8h, not '{text}'") from None
+    seconds = round(amount * (unit or 3600))
+    if not 1 <= seconds <= MAX_UNLOCKED:
+        raise argparse.ArgumentTypeError(f"between 1s and 24h, not '{text}'")
+    return seconds
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:
@@ -81,10 +107,32 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     from fieldkit.store import default_home
 
     home = default_home()
-    key = args.recovery_key or encryption.terminal_ask("Recovery key: ")
-    new = encryption.new_passphrase(env=encryption.NEW_ENV)
-    encryption.recover(home, key, new)
-    print("a new passphrase is set; the recovery key keeps working, keep it safe")
+    if args.recovery_key is not None:
+        key = args.recovery_key or encryption.terminal_ask("Recovery key: ")
+        new = encryption.new_passphrase(env=encryption.NEW_ENV)
+        encryption.recover(home, key, new)
+        print("a new passphrase is set; the recovery key keeps working, keep it safe")
+        return 0
+    seconds = args.duration or encryption.SESSION_SECONDS
+    encryption.unlock_session(home, seconds)
+    print(encryption.session_note(seconds))
+    return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from fieldkit import encryption, keychain
+    from fieldkit.store import default_home
+
+    home = default_home()
+    if not encryption.is_sealed(home):
+        raise CommandError(f"the register in {home} is not encrypted; there is nothing to lock")
+    ended = encryption.end_session(home)
+    if args.forget:
+        keychain.remove(encryption.keyring_name(home))
+    print("locked: the next command asks for the passphrase" if ended else "it was not unlocked for this login")
+    if not args.forget and keychain.get(encryption.keyring_name(home)):
+        print("note: its key is still kept in the OS keyring (`fieldkit encrypt --remember`) and opens it without a "
+              "passphrase; `fieldkit lock --forget` takes it out", file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,8 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from fieldkit.encryption import SealedCodec, StoreError, unlock
+from fieldkit import session
+from fieldkit.encryption import SealedCodec, StoreError, start_session, unlock
 from fieldkit.screens.dialogs import Dialog
 
 
@@ -37,8 +38,10 @@ class UnlockScreen(Screen):
             yield Label("Passphrase")
             yield Input(id="passphrase", password=True, placeholder="the passphrase set with `fieldkit encrypt`")
             yield Static("", id="problem", classes="problem")
-            yield Static("Forgotten it? In a terminal, `fieldkit unlock --recovery-key` sets a new one with the "
-                         "recovery key printed when encryption was turned on.", id="hint")
+            kept = ("It stays unlocked for this login for 8 hours, for the app and the `fieldkit` commands; "
+                    "`fieldkit lock` locks it sooner. " if session.available() else "")
+            yield Static(f"{kept}Forgotten it? In a terminal, `fieldkit unlock --recovery-key` sets a new one with "
+                         "the recovery key printed when encryption was turned on.", id="hint")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -58,6 +61,7 @@ class UnlockScreen(Screen):
         except StoreError as err:
             self.app.call_from_thread(self._refused, str(err))
             return
+        start_session(self.home, codec)  # as a passphrase typed at a command's prompt does
         self.app.call_from_thread(self.app.exit, codec)
 
     def _refused(self, message: str) -> None:

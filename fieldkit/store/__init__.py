@@ -106,6 +106,7 @@ class Store:
         self._staged_ops: list[dict[str, Any]] = []
         self._written: list[tuple[str, str, dict[str, Any] | None]] = []
         self.db.before_commit.append(self._flush)
+        self.db.before_commit.append(self._fold)  # after the last flush: nothing is written after it
         self.db.after_commit.append(self._committed)
         self.db.after_rollback.append(self._forget)
         if not self.codec.searchable and not self.read_only:
@@ -134,7 +135,7 @@ class Store:
             from fieldkit.store.sealing import Locked
 
             raise Locked(f"The register in {self.home} is encrypted: give its passphrase "
-                         "(FIELDKIT_PASSPHRASE, the OS keyring, or run fieldkit in a terminal to be asked)")
+                         "(`fieldkit unlock`, FIELDKIT_PASSPHRASE, the OS keyring, or run fieldkit in a terminal to be asked)")
 
     # -- TinyDB's document API ---------------------------------------------------------
 
@@ -279,7 +280,7 @@ class Store:
             return
         seq = self.db.next_seq
         seal = self.codec.seal
-        rows, lines, gone, plain_lines = [], [], [], []
+        rows, lines, gone = [], [], []
         for (kind, record_id), (doc, merge, line, finish) in self._staged.items():
             if finish is not None:
                 merge, line = finish()
@@ -292,7 +293,6 @@ class Store:
             rows.append((kind, record_id, parent, seq, doc_bytes, merge_bytes, checksum(doc_bytes, merge_bytes)))
             if line is not None:
                 lines.append(line_row(record_id, *line, seal=None if self.codec.searchable else seal))
-                plain_lines.append((record_id, line[3]))
         ops = []
         for op in self._staged_ops:
             payload = seal(orjson.dumps(op))
@@ -307,10 +307,11 @@ class Store:
         if gone:
             self.db.write_many("DELETE FROM record WHERE kind = ? AND id = ?", gone)
             self.db.write_many("DELETE FROM issue_line WHERE id = ?", [(record_id,) for _, record_id in gone])
-        if not self.codec.searchable and (plain_lines or gone):
+        gone_issues = [record_id for kind, record_id in gone if kind == "issue"]
+        if not self.codec.searchable and gone_issues:
             from fieldkit.store import sealed_lines
 
-            sealed_lines.update(self.db, self.codec, plain_lines, [record_id for kind, record_id in gone if kind == "issue"])
+            sealed_lines.removed(self.db, self.codec, gone_issues)
         if ops:
             self.db.write_many("INSERT OR REPLACE INTO outbox(op_id, record_id, state, reason, op, crc) VALUES (?, ?, ?, ?, ?, ?)", ops)
 
@@ -501,17 +502,37 @@ class Store:
             if needle is None or needle in line:
                 yield line
 
-    def _searched_sealed_lines(self, needle: str | None) -> Iterator[str]:
-        """A search of an encrypted register: a bucket of lines opened at a time (``sealed_lines.py``).
+    def _searched_sealed_lines(self, needle: str) -> Iterator[str]:
+        """A search of an encrypted register: the lines whose words hold ``needle``, from the buckets
+        that can hold it (``sealed_lines.py``), then from the issues changed since their buckets were written.
 
         Each bucket is sealed with AES-GCM, whose tag already refuses a changed byte.
         """
         from fieldkit.store import sealed_lines
 
+        db = self._read()
+        changed = sealed_lines.changed(db)
         try:
-            yield from sealed_lines.search(self._read(), self.codec, needle)
+            yield from sealed_lines.search(db, self.codec, needle, set(changed))
         except ValueError:
             raise self.db.corrupt(self.db.path, "a bucket of lookup lines does not read back") from None
+        yield from (line for line in self._sealed_lines_of(changed).values() if needle in line.rpartition("\t")[2])
+
+    def _sealed_lines_of(self, ids: list[str]) -> dict[str, str]:
+        """The lookup lines of some issues, opened, by id (those without a line left out)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = self.db.rows(f"SELECT id, line, crc FROM issue_line WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((line.partition("\t")[0], line) for line in self._unsealed_lines(rows, None))
+        return found
+
+    def _fold(self) -> None:
+        """At the end of a transaction of an encrypted register: fold the issues saved lately into their buckets when due."""
+        if not self.codec.searchable:
+            from fieldkit.store import sealed_lines
+
+            sealed_lines.fold_if_due(self.db, self.codec, self._sealed_lines_of)
 
     def refs_starting(self, prefix: str, limit: int) -> list[str]:
         upper = prefix.upper()
@@ -575,6 +596,13 @@ class Store:
                 pass
         for _ in self.issue_lines():
             pass
+        if not self.codec.searchable:
+            from fieldkit.store import sealed_lines
+
+            try:
+                sealed_lines.check(self.db, self.codec)
+            except ValueError:
+                raise self.db.corrupt(self.db.path, "a bucket of lookup lines does not read back") from None
         self.outbox("pending")
         self.outbox("rejected")
         blobs = self.blobs

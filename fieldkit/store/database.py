@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Iterator
 import orjson
 
 FORMAT = 2
+MMAP_BYTES = 0x7FFF0000  # SQLite's own ceiling for a mapping
 FILE_NAME = "register.sqlite"
 MARKER_NAME = "fieldkit-store.json"
 
@@ -366,6 +367,22 @@ class Database:
 
     def stored_seq(self) -> int:
         return int(self.rows("SELECT value FROM meta WHERE key = 'seq'")[0][0])
+
+    def scan(self, sql: str, params: Iterable[Any] = (), batch: int = 16) -> Iterator[tuple[Any, ...]]:
+        """``stream`` for reading tens of MB: through memory-mapped pages, about a third of the CPU.
+
+        The mapping lasts only while the rows are read. SQLite's locks keep the
+        file's pages still meanwhile; a disk that fails under a mapping stops the
+        process instead of raising an error, which is why it is kept this short.
+        """
+        self.rows(f"PRAGMA mmap_size = {MMAP_BYTES}")
+        try:
+            yield from self.stream(sql, params, batch)
+        finally:
+            try:
+                self.rows("PRAGMA mmap_size = 0")
+            except StoreError:
+                pass  # closed meanwhile: nothing is mapped any more
 
     def give_back_space(self) -> None:
         """Return the pages freed by a large delete (an emptied outbox) to the file system."""
