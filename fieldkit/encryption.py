@@ -36,7 +36,7 @@ from fieldkit.store.sealing import (
     unlock_with_recovery,
 )
 
-__all__ = ["open_register", "encrypt", "decrypt", "change_passphrase", "recover", "is_sealed", "codec_for",
+__all__ = ["open_register", "encrypt", "decrypt", "change_passphrase", "recover", "is_sealed", "codec_for", "unlocked_codec",
            "start_session", "end_session", "WrongPassphrase", "Locked", "PassphraseRefused", "MIN_LENGTH"]
 
 ENV = "FIELDKIT_PASSPHRASE"
@@ -140,6 +140,11 @@ def codec_for(home: Path, ask: Ask | None = terminal_ask, keep_unlocked: bool = 
     """
     if not is_sealed(home):
         return None
+    return unlocked_codec(home, ask, keep_unlocked)
+
+
+def unlocked_codec(home: Path, ask: Ask | None = terminal_ask, keep_unlocked: bool = True) -> SealedCodec:
+    """The register's key from this login's session, the OS keyring, or the passphrase (see ``codec_for``)."""
     unlocked = session_codec(home)
     if unlocked is not None:
         return unlocked

@@ -484,14 +484,14 @@ def cmd_recover(args: argparse.Namespace) -> int:
         for backup in list_backups(home):
             print(backup)
         return 0
-    from fieldkit.encryption import codec_for, passphrase, unlock
+    from fieldkit.encryption import codec_for, unlocked_codec
 
     if args.files:
         from fieldkit.recovery import restore_files
 
         print(f"brought back {restore_files(home, codec_for(home))} attached files from the backups")
         return 0
-    restored, moved = restore(home, args.source, lambda: unlock(home, passphrase(home)))
+    restored, moved = restore(home, args.source, lambda: unlocked_codec(home))
     kept = f"; the damaged file was moved to {moved}" if moved else ""
     print(f"restored {home} from {restored.name}{kept}")
     print("changes made after that backup are not in it; if they were synced, `fieldkit sync` brings them back")
