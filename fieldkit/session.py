@@ -4,7 +4,8 @@ As ``sudo`` remembers a password for a while, or ``ssh-agent`` holds a key for a
 login, ``fieldkit unlock`` (or a passphrase typed at a command's prompt, or in
 the app) keeps the register's unwrapped data key so the next commands need no
 passphrase and no 0.2 s of key derivation, until ``fieldkit lock``, the expiry
-(8 hours unless told otherwise), the end of the login, or power-off.
+(8 hours unless told otherwise) or power-off (and the end of the login, where
+the system gives each login a session keyring of its own, as pam_keyinit does).
 
 The key is kept in the Linux kernel's session keyring (``keyctl``): kernel
 memory, never written to a file or to swap, shared only by the processes of

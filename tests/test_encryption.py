@@ -190,6 +190,11 @@ async def test_the_app_asks_for_the_passphrase_at_start_and_says_when_it_is_wron
                 break
     with Register.open(laptop, codec=app.return_value) as register:
         assert [row.title for row in register.find()] == [TITLE]
+    from fieldkit import session
+
+    if session.available():  # unlocked for this login, as a passphrase typed at a command's prompt does
+        assert TITLE in ok(run(laptop, "find", passphrase=None)).stdout
+        ok(run(laptop, "lock"))
 
 
 @pytest.mark.anyio
